@@ -1,0 +1,32 @@
+"""Errors the user caused (exit 2) versus ones we did not expect (exit 1).
+
+An `InputError` carries one sentence naming the file, row and column; the CLI prints it as-is and
+exits 2. Nothing is written before an `InputError` can be raised.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class InputError(Exception):
+    """Bad input or usage: one clear sentence, exit code 2, nothing written."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str | None = None,
+        row: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.path = str(path) if path is not None else None
+        self.row = row
+        self.column = column
+
+
+class ConfigError(InputError):
+    """The configuration (tradescout.toml or TRADESCOUT_* variables) is unusable."""

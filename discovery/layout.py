@@ -1,0 +1,73 @@
+"""The data root's layout (DESIGN.md §1): every path tradescout reads or writes, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from discovery.errors import InputError
+from discovery.tickers import is_valid_ticker
+
+_PORTFOLIO_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+
+def check_portfolio_name(name: str) -> str:
+    """A portfolio name becomes a file name: refuse separators, `..` and empty names."""
+    if not name or name.startswith(".") or not set(name) <= _PORTFOLIO_CHARS:
+        raise InputError(
+            f"Portfolio name {name!r} is not valid: use letters, digits, '_', '-' or '.' only."
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """Paths under one data root. Pure: building a layout touches no file."""
+
+    root: Path
+
+    @property
+    def trade_history_dir(self) -> Path:
+        return self.root / "raw" / "trade_history"
+
+    @property
+    def fundamental_dir(self) -> Path:
+        return self.root / "outputs" / "fundamental_analysis"
+
+    @property
+    def sector_dir(self) -> Path:
+        return self.root / "outputs" / "sector_analysis"
+
+    @property
+    def discovery_dir(self) -> Path:
+        return self.root / "outputs" / "trade_history" / "discovery"
+
+    @property
+    def cache_reports_dir(self) -> Path:
+        return self.root / "outputs" / "cache_reports"
+
+    @property
+    def refresh_reports_dir(self) -> Path:
+        return self.root / "outputs" / "refresh"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    def report_path(self, portfolio: str, day: date) -> Path:
+        check_portfolio_name(portfolio)
+        return self.discovery_dir / f"{portfolio}_{day:%Y%m%d}.json"
+
+    def cache_report_path(self, day: date) -> Path:
+        return self.cache_reports_dir / f"cache_report_{day:%Y%m%d}.json"
+
+    def fundamental_path(self, ticker: str, day: date) -> Path:
+        """Only a validated ticker is ever turned into a path."""
+        if not is_valid_ticker(ticker):
+            raise InputError(f"Ticker {ticker!r} is not a plausible symbol; refusing to use it in a path.")
+        return self.fundamental_dir / f"{ticker}_{day:%Y%m%d}.md"

@@ -1,0 +1,84 @@
+"""Declarative service descriptions: what a service module states, what the shared client runs.
+
+A service module (yahoo_finance.py, fmp.py, ...) declares a `ServiceSpec` (its datasets and TTLs,
+default base URL, limits, credential placement), pure request builders returning
+`ServiceRequest`, and pure parsers from the real payload shape to typed records — the shape of a
+provider "fetcher": query → extract → transform. All I/O is the shared client's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from cache.keys import derive_key
+
+TtlRule = Callable[[datetime], timedelta]
+"""A TTL that depends on the time of writing (e.g. "until the next market close")."""
+
+CredentialPlacement = Literal["none", "query", "header"]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    ttl: timedelta | TtlRule
+    negative_ttl: timedelta = timedelta(hours=6)
+
+    def ttl_at(self, now: datetime) -> timedelta:
+        return self.ttl if isinstance(self.ttl, timedelta) else self.ttl(now)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What the shared client needs to know about one upstream service."""
+
+    name: str
+    default_base_urls: Mapping[str, str]  # host role -> URL; most services have only "default"
+    datasets: Mapping[str, DatasetSpec]
+    rate_per_second: float  # at or under the published limit
+    rate_burst: int = 1  # 1 = the no-burst form for hard windows
+    daily_quota: int | None = None
+    max_connections: int = 4
+    timeout_seconds: float = 10.0
+    credential_env: str | None = None
+    credential_required: bool = False
+    credential_placement: CredentialPlacement = "none"
+    credential_name: str | None = None  # query param or header name carrying the credential
+
+
+@dataclass(frozen=True)
+class ServiceRequest:
+    """One HTTP GET, described as data. `params` never contain the credential: the client adds
+    it at send time, so it cannot leak into keys, logs or reports."""
+
+    service: str
+    dataset: str
+    path: str  # relative to the base URL of `host`
+    params: Mapping[str, str] = field(default_factory=dict)
+    host: str = "default"
+    subjects: tuple[str, ...] = ()  # the tickers / series / coins this request answers
+
+    def cache_key(self, upstream: str = "live") -> str:
+        """The request's cache key: derived from dataset + path + public params only."""
+        return derive_key(
+            self.service, self.dataset, {"_path": self.path, **self.params}, upstream=upstream
+        )
+
+
+Origin = Literal["cache", "network", "stale"]
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What the client hands back: the payload (ok) or a cached negative, and its provenance."""
+
+    request: ServiceRequest
+    status: Literal["ok", "negative"]
+    payload: Any
+    origin: Origin
+    fetched_at: datetime
+    expires_at: datetime
+    synthetic: bool = False
