@@ -12,6 +12,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
@@ -55,7 +56,7 @@ class ServiceOverrides(BaseModel):
     timeout_seconds: float | None = Field(default=None, gt=0)
 
 
-def expand_env_refs(value: Any, where: str, environ: dict[str, str] | None = None) -> Any:
+def expand_env_refs(value: Any, where: str, environ: Mapping[str, str] | None = None) -> Any:
     """Replace `${VAR}` in every string of a TOML tree; an unset variable is an error."""
     env = os.environ if environ is None else environ
     if isinstance(value, str):
