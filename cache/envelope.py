@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -16,14 +17,65 @@ class CorruptEntry(Exception):
     """An entry whose bytes are not a valid envelope or whose payload hash does not match."""
 
 
+def canonical_json(payload: Any) -> str:
+    """The canonical JSON form of a payload: sorted keys, no spaces, UTF-8 as is."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def payload_sha256(payload: Any) -> str:
     """Hash of the canonical JSON form of a payload (key order does not matter)."""
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+
+
+_HEADER_FIELDS = (
+    "v",
+    "key",
+    "service",
+    "dataset",
+    "status",
+    "fetched_at",
+    "expires_at",
+    "sha256",
+    "request",
+    "upstream",
+)
+_ALL_FIELDS = frozenset((*_HEADER_FIELDS, "payload"))
+_PAYLOAD_MARK = ',"payload":'
+_PAYLOAD_MARK_BYTES = _PAYLOAD_MARK.encode()
+
+
+def _header_prefix(header: dict[str, Any]) -> str:
+    """`{...header...,"payload":` exactly as `encode` writes it."""
+    return json.dumps(header, separators=(",", ":"), ensure_ascii=False)[:-1] + _PAYLOAD_MARK
+
+
+def _payload_bytes_match(data: bytes, sha: str) -> bool:
+    """Fast path: hash the stored canonical payload bytes instead of re-serializing the payload.
+
+    `encode` writes the payload last, after the first `,"payload":` (header strings cannot hold
+    that sequence unescaped). A slice that is not exactly the canonical payload (bytes written
+    some other way, a request with a "payload" field) cannot match the hash by accident, and the
+    caller then falls back to re-serializing the decoded payload.
+    """
+    if not isinstance(data, bytes) or not data.endswith(b"}"):
+        return False
+    at = data.find(_PAYLOAD_MARK_BYTES)
+    if at < 0:
+        return False
+    return hashlib.sha256(data[at + len(_PAYLOAD_MARK_BYTES) : -1]).hexdigest() == sha
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def expiry_tag(expires_at: datetime) -> int:
+    """The diskcache `tag` of an entry: its expiry in epoch seconds, rounded *up*.
+
+    Rounding up makes `tag <= now` a safe test for "expired" (never early by a fraction of a
+    second), so the optimizer can select expired rows from the tag index without decoding them.
+    """
+    return math.ceil(expires_at.timestamp())
 
 
 def _parse_time(value: Any) -> datetime:
@@ -72,8 +124,46 @@ class Envelope:
             "payload": self.payload,
         }
 
-    def to_bytes(self) -> bytes:
-        return json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False).encode()
+    def to_bytes(self, canonical_payload: str | None = None) -> bytes:
+        """Compact JSON, the header first and the canonical payload last.
+
+        `canonical_payload` (the `canonical_json` of the payload, already computed for its hash)
+        saves serializing the payload twice.
+        """
+        header = self.to_json()
+        del header["payload"]
+        body = canonical_json(self.payload) if canonical_payload is None else canonical_payload
+        return (_header_prefix(header) + body + "}").encode("utf-8")
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        key: str,
+        service: str,
+        dataset: str,
+        status: Status,
+        payload: Any,
+        fetched_at: datetime,
+        expires_at: datetime,
+        request: dict[str, Any],
+        upstream: str,
+    ) -> tuple[Envelope, bytes]:
+        """A new envelope and its bytes, the payload serialized once (for hash and body)."""
+        canonical = canonical_json(payload)
+        env = cls(
+            key=key,
+            service=service,
+            dataset=dataset,
+            status=status,
+            payload=payload,
+            fetched_at=fetched_at,
+            expires_at=expires_at,
+            sha256=hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
+            request=request,
+            upstream=upstream,
+        )
+        return env, env.to_bytes(canonical)
 
     @classmethod
     def from_bytes(cls, data: bytes, *, verify: bool = True) -> Envelope:
@@ -82,6 +172,8 @@ class Envelope:
             obj = json.loads(data)
             if not isinstance(obj, dict) or obj.get("v") != ENVELOPE_VERSION:
                 raise CorruptEntry("not a tradescout envelope")
+            if not set(obj) <= _ALL_FIELDS:
+                raise CorruptEntry("unexpected fields in envelope")
             env = cls(
                 key=str(obj["key"]),
                 service=str(obj["service"]),
@@ -100,6 +192,10 @@ class Envelope:
             raise CorruptEntry(f"undecodable envelope: {exc.__class__.__name__}") from None
         if env.status not in ("ok", "negative"):
             raise CorruptEntry(f"unknown status {env.status!r}")
-        if verify and payload_sha256(env.payload) != env.sha256:
+        if (
+            verify
+            and not _payload_bytes_match(data, env.sha256)
+            and payload_sha256(env.payload) != env.sha256
+        ):
             raise CorruptEntry("payload sha256 mismatch")
         return env

@@ -1,0 +1,133 @@
+"""`tradescout cache report | optimize | verify` (DESIGN.md §4, §9).
+
+Thin: resolve the data root, call the cache package, print. `report` always saves its JSON to
+`outputs/cache_reports/cache_report_{YYYYMMDD}.json` (atomically), whatever it prints.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cache.atomic import atomic_write_json
+from cache.optimize import OptimizeResult, optimize
+from cache.report import build_cache_report, human_bytes, render_cache_report
+from cache.verify import VerifyResult, verify
+from discovery.cli_common import (
+    EXIT_GAPS,
+    EXIT_OK,
+    DataRootOption,
+    JsonOption,
+    print_json,
+    settings_from,
+    stdout,
+)
+
+cache_app = typer.Typer(
+    help="The service-namespaced disk cache: report, optimize, verify.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Change nothing; print what would be reclaimed.")
+]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _cache_dir(data_root: Path | None) -> tuple[Path, Path]:
+    """(cache directory, cache report path for today)."""
+    layout = settings_from(data_root).layout
+    return layout.cache_dir, layout.cache_report_path(_now().date())
+
+
+@cache_app.command("report")
+def report_command(data_root: DataRootOption = None, as_json: JsonOption = False) -> None:
+    """Measure the cache (read-only): entries, bytes, freshness, hit ratios, strays, advice."""
+    cache_dir, report_path = _cache_dir(data_root)
+    report = build_cache_report(cache_dir, now=_now())
+    atomic_write_json(report_path, report)
+    if as_json:
+        print_json(report)
+        return
+    stdout.print(render_cache_report(report))
+    stdout.print(f"saved {report_path}", markup=False)
+
+
+def _print_optimize(result: OptimizeResult) -> None:
+    verb = "would reclaim" if result.dry_run else "reclaimed"
+    for ns in result.namespaces:
+        stdout.print(
+            f"{ns.service}: {verb} {ns.entries} entries "
+            f"({ns.expired_entries} expired, {ns.culled_entries} over the size limit), "
+            f"{ns.orphan_files} orphaned files, {human_bytes(ns.bytes)}",
+            markup=False,
+        )
+    for stray in result.strays:
+        action = "would remove" if result.dry_run else "removed"
+        stdout.print(
+            f"stray {stray.path} ({stray.kind}, {human_bytes(stray.bytes)}): {action}; {stray.why}",
+            markup=False,
+        )
+    stdout.print(
+        f"total: {verb} {result.entries} entries, {len(result.strays)} strays, "
+        f"{human_bytes(result.bytes)}",
+        markup=False,
+    )
+    for note in result.notes:
+        stdout.print(note, markup=False)
+    if result.disk_bytes_after is not None:
+        stdout.print(
+            f"on disk: {human_bytes(result.disk_bytes_before)} → "
+            f"{human_bytes(result.disk_bytes_after)} (after vacuum)",
+            markup=False,
+        )
+
+
+@cache_app.command("optimize")
+def optimize_command(
+    dry_run: DryRunOption = False,
+    data_root: DataRootOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove expired entries, cull namespaces over their size limit, remove strays, vacuum."""
+    cache_dir, _ = _cache_dir(data_root)
+    result = optimize(cache_dir, now=_now(), dry_run=dry_run)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        _print_optimize(result)
+
+
+def _print_verify(result: VerifyResult) -> None:
+    for ns in result.namespaces:
+        stdout.print(
+            f"{ns.service}: {ns.entries} entries, {ns.sound} sound, {ns.quarantined} quarantined",
+            markup=False,
+        )
+    for q in result.quarantined:
+        stdout.print(f"quarantined {q.service} {q.key}: {q.reason} → {q.path}", markup=False)
+    stdout.print(
+        "all entries are sound"
+        if result.sound
+        else f"{len(result.quarantined)} entries quarantined (never served again)",
+        markup=False,
+    )
+
+
+@cache_app.command("verify")
+def verify_command(data_root: DataRootOption = None, as_json: JsonOption = False) -> None:
+    """Re-hash every entry; quarantine corrupted ones. Exit 0 all sound, 3 any quarantined."""
+    cache_dir, _ = _cache_dir(data_root)
+    result = verify(cache_dir, now=_now())
+    if as_json:
+        print_json(result.to_json())
+    else:
+        _print_verify(result)
+    raise typer.Exit(EXIT_OK if result.sound else EXIT_GAPS)
