@@ -33,7 +33,9 @@ DataRootOption = Annotated[
 ]
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", help="tradescout.toml to read (default ./tradescout.toml if present)."),
+    typer.Option(
+        "--config", help="tradescout.toml to read (default ./tradescout.toml if present)."
+    ),
 ]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Machine-readable JSON on stdout (no progress, no colour).")

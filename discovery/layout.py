@@ -69,5 +69,7 @@ class DataLayout:
     def fundamental_path(self, ticker: str, day: date) -> Path:
         """Only a validated ticker is ever turned into a path."""
         if not is_valid_ticker(ticker):
-            raise InputError(f"Ticker {ticker!r} is not a plausible symbol; refusing to use it in a path.")
+            raise InputError(
+                f"Ticker {ticker!r} is not a plausible symbol; refusing to use it in a path."
+            )
         return self.fundamental_dir / f"{ticker}_{day:%Y%m%d}.md"

@@ -1,6 +1,6 @@
 """Settings: defaults < `tradescout.toml` < `TRADESCOUT_*` environment < command-line flags.
 
-`tradescout.toml` is optional (looked up at `--config`, `$TRADESCOUT_CONFIG`, or `./tradescout.toml`).
+`tradescout.toml` is optional (`--config`, `$TRADESCOUT_CONFIG`, or `./tradescout.toml`).
 String values may reference environment variables as `${VAR}`; an unset variable is a
 `ConfigError`, never a literal `${VAR}` sent to a service. API keys are read from their
 conventional variables (`FMP_API_KEY`, ...) and held as `SecretStr` so they never print.
@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator

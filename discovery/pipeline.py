@@ -1,0 +1,413 @@
+"""The staged discovery pipeline (DESIGN.md §2): the imperative shell around the pure stages.
+
+0 inventory → 1 ingest → 2 plan → 3 fetch → 4 assemble. Only stage 3 does network I/O (through
+the ServiceHub, which reads and writes the cache); the report is written atomically at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from cache.atomic import atomic_write_json
+from cache.store import CacheRoot, ReadState
+from discovery import __version__
+from discovery.assemble import AssembleInputs, assemble_report
+from discovery.ceilings import MemoryCeiling, peak_rss_mb
+from discovery.errors import InputError
+from discovery.inventory import Inventory, build_inventory
+from discovery.plan import (
+    TIMEFRAMES,
+    Availability,
+    Coverage,
+    FetchPlan,
+    PlannedFetch,
+    build_filings_plan,
+    build_plan,
+)
+from discovery.portfolios import resolve_portfolio
+from discovery.report import Gap, render_summary, validate_report
+from discovery.settings import Settings
+from discovery.trades import TradeBook, ingest
+from discovery.upstream import Upstream, service_configs
+from services import sec_edgar
+from services.errors import ServiceError
+from services.hub import ServiceHub
+from services.spec import FetchResult, ServiceRequest
+
+Clock = Callable[[], datetime]
+ProgressHook = Callable[[str, str], None]  # (service, event) event: planned|done|hit|error
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class DiscoverOptions:
+    portfolio: str
+    upstream: Upstream = "live"
+    sandbox_url: str | None = None
+    dry_run: bool = False
+    benchmark: str = "SPY"
+    timeframe: str = "all"
+    max_concurrency: int | None = None
+    memory_limit_mb: int | None = None
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    report: dict[str, Any] | None = None
+    report_path: Path | None = None
+    summary: str = ""
+    plan: FetchPlan | None = None
+    gaps: list[Gap] = field(default_factory=list)
+
+
+@dataclass
+class FetchOutcome:
+    results: dict[str, FetchResult] = field(default_factory=dict)  # by live cache key
+    gaps: list[Gap] = field(default_factory=list)
+    stopped_early: str | None = None
+
+
+class StageTimer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round((time.perf_counter() - start) * 1000.0, 1)
+
+
+def load_local(
+    settings: Settings, portfolio: str, today: date
+) -> tuple[Path, TradeBook, Inventory, StageTimer]:
+    """Stages 1 and 0: the trade book and what is known locally (no network, nothing written)."""
+    timer = StageTimer()
+    layout = settings.layout
+    with timer.stage("ingest"):
+        csv_path = resolve_portfolio(layout, portfolio)
+        book = ingest(csv_path, chunk_rows=settings.csv_chunk_rows)
+    with timer.stage("inventory"):
+        inventory = build_inventory(
+            layout, book.tickers, today=today, max_age_days=settings.max_local_age_days
+        )
+    return csv_path, book, inventory, timer
+
+
+def _coverage_from(read_state: ReadState, negative: bool) -> Coverage:
+    if read_state == ReadState.FRESH:
+        return "negative" if negative else "fresh"
+    return "stale" if read_state == ReadState.STALE else "miss"
+
+
+def coverage_lookup(hub: ServiceHub) -> Callable[[ServiceRequest], Coverage]:
+    def lookup(request: ServiceRequest) -> Coverage:
+        read = hub.peek(request)
+        negative = read.envelope is not None and read.envelope.status == "negative"
+        return _coverage_from(read.state, negative)
+
+    return lookup
+
+
+def availability_lookup(hub: ServiceHub) -> Callable[[str], Availability]:
+    def lookup(service: str) -> Availability:
+        status = hub.status(service)
+        if hub.offline:
+            return Availability(False, "offline")
+        if not status.configured:
+            return Availability(False, "not_configured")
+        if status.quota_exhausted_for_run or (
+            status.quota_left is not None and status.quota_left <= 0
+        ):
+            return Availability(False, "quota_exhausted")
+        if status.breaker_state == "open":
+            return Availability(False, "circuit_open")
+        return Availability(True)
+
+    return lookup
+
+
+def cached_cik_map(hub: ServiceHub) -> Mapping[str, str] | None:
+    read = hub.peek(sec_edgar.company_tickers_request())
+    if read.state == ReadState.FRESH and read.envelope is not None and read.envelope.status == "ok":
+        return sec_edgar.parse_company_tickers(read.envelope.payload)
+    return None
+
+
+def plan_for(
+    hub: ServiceHub, book: TradeBook, inventory: Inventory, options: DiscoverOptions, today: date
+) -> FetchPlan:
+    return build_plan(
+        tickers=book.tickers,
+        open_tickers=book.open_tickers,
+        first_entry=book.first_entry_date,
+        today=today,
+        locally_covered=inventory.fresh_files(),
+        cik_map=cached_cik_map(hub),
+        coverage=coverage_lookup(hub),
+        availability=availability_lookup(hub),
+        benchmark=options.benchmark,
+        timeframe=options.timeframe,
+    )
+
+
+async def _fetch_one(
+    hub: ServiceHub, item: PlannedFetch, out: FetchOutcome, progress: ProgressHook | None
+) -> None:
+    """Fetch a planned request; on a not-found or an unusable primary, try its fallback."""
+    candidates = [item.request] + ([item.fallback] if item.fallback is not None else [])
+    last_error: ServiceError | None = None
+    for request in candidates:
+        try:
+            result = await hub.fetch(request)
+        except ServiceError as exc:
+            last_error = exc
+            if progress:
+                progress(request.service, "error")
+            continue
+        out.results[request.cache_key()] = result
+        if progress:
+            progress(request.service, "hit" if result.origin == "cache" else "done")
+        if result.status == "ok":
+            return
+    if last_error is not None and not any(c.cache_key() in out.results for c in candidates):
+        subject = item.request.subjects[0] if item.request.subjects else None
+        out.gaps.append(
+            Gap(
+                subject,
+                last_error.service,
+                item.request.dataset,
+                last_error.reason,
+                last_error.detail,
+            )
+        )
+
+
+async def run_fetches(
+    hub: ServiceHub,
+    items: list[PlannedFetch],
+    out: FetchOutcome,
+    *,
+    ceiling: MemoryCeiling | None,
+    progress: ProgressHook | None,
+) -> None:
+    """Fan out under the hub's ceilings; stop scheduling at the memory hard limit."""
+    pending = list(items)
+    running: set[asyncio.Task[None]] = set()
+    window = max(1, hub.max_concurrency * 2)
+    while pending or running:
+        while pending and len(running) < window:
+            if ceiling is not None and ceiling.hard_reached:
+                out.stopped_early = "memory_ceiling"
+                for item in pending:
+                    subject = item.request.subjects[0] if item.request.subjects else None
+                    out.gaps.append(
+                        Gap(subject, item.service, item.request.dataset, "memory_ceiling", None)
+                    )
+                pending.clear()
+                break
+            item = pending.pop(0)
+            running.add(asyncio.create_task(_fetch_one(hub, item, out, progress)))
+        if not running:
+            break
+        done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+
+
+async def fetch_stage(
+    hub: ServiceHub,
+    plan: FetchPlan,
+    *,
+    ceiling: MemoryCeiling | None,
+    progress: ProgressHook | None,
+) -> tuple[FetchOutcome, FetchPlan | None]:
+    """Stage 3. Phase two (SEC filings) is planned once the CIK map is in hand."""
+    out = FetchOutcome()
+    covered_requests = [
+        PlannedFetch(c.request, "covered by cache") for c in plan.covered if c.request is not None
+    ]
+    for item in plan.fetches:
+        hub.add_planned(item.service, 1)
+    watcher = asyncio.create_task(ceiling.watch(hub)) if ceiling is not None else None
+    try:
+        await run_fetches(
+            hub, [*plan.fetches, *covered_requests], out, ceiling=ceiling, progress=progress
+        )
+        phase2: FetchPlan | None = None
+        if plan.filings_pending and out.stopped_early is None:
+            map_result = out.results.get(sec_edgar.company_tickers_request().cache_key())
+            if map_result is not None and map_result.status == "ok":
+                cik_map = sec_edgar.parse_company_tickers(map_result.payload)
+                phase2 = build_filings_plan(
+                    plan.filings_pending,
+                    cik_map,
+                    coverage=coverage_lookup(hub),
+                    availability=availability_lookup(hub),
+                )
+                for item in phase2.fetches:
+                    hub.add_planned(item.service, 1)
+                out.gaps.extend(Gap.from_planned(g) for g in phase2.gaps)
+                await run_fetches(
+                    hub,
+                    [
+                        *phase2.fetches,
+                        *(
+                            PlannedFetch(c.request, "covered by cache")
+                            for c in phase2.covered
+                            if c.request is not None
+                        ),
+                    ],
+                    out,
+                    ceiling=ceiling,
+                    progress=progress,
+                )
+            else:
+                for ticker in plan.filings_pending:
+                    out.gaps.append(
+                        Gap(ticker, "sec_edgar", "filings", "cik_map_unavailable", None)
+                    )
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+    return out, phase2
+
+
+def new_run_id(now: datetime) -> str:
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def relative_to_root(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return path.name
+
+
+async def discover_async(
+    settings: Settings,
+    options: DiscoverOptions,
+    *,
+    clock: Clock = utcnow,
+    progress: ProgressHook | None = None,
+) -> Outcome:
+    if options.timeframe not in TIMEFRAMES:
+        raise InputError(
+            f"--timeframe {options.timeframe!r} is not valid; use one of {', '.join(TIMEFRAMES)}."
+        )
+    started = clock()
+    today = started.date()
+    run_id = new_run_id(started)
+    csv_path, book, inventory, timer = load_local(settings, options.portfolio, today)
+    layout = settings.layout
+    upstream = options.upstream
+    configs = service_configs(settings, upstream, options.sandbox_url)
+    cache = CacheRoot(layout.cache_dir, size_limit_bytes=settings.cache_size_limit_mb << 20)
+    max_conc = options.max_concurrency or settings.max_concurrency
+    hub = ServiceHub(
+        configs,
+        cache,
+        layout.state_dir,
+        max_concurrency=max_conc,
+        offline=upstream == "offline",
+        clock=clock,
+    )
+    try:
+        with timer.stage("plan"):
+            plan = plan_for(hub, book, inventory, options, today)
+        if options.dry_run:
+            return Outcome(0, plan=plan, summary=render_plan(plan))
+        limit = options.memory_limit_mb or settings.memory_limit_mb
+        ceiling = MemoryCeiling(limit)
+        async with hub:
+            with timer.stage("fetch"):
+                fetched, phase2 = await fetch_stage(hub, plan, ceiling=ceiling, progress=progress)
+            usage = hub.usage()
+        with timer.stage("assemble"):
+            report_path = layout.report_path(options.portfolio, today)
+            inputs = AssembleInputs(
+                portfolio=options.portfolio,
+                run_id=run_id,
+                started_at=started,
+                tool_version=__version__,
+                upstream=upstream,
+                data_source=relative_to_root(csv_path, layout.root),
+                book=book,
+                inventory=inventory,
+                plan=plan,
+                filings_plan=phase2,
+                results=fetched.results,
+                fetch_gaps=fetched.gaps,
+                usage=usage,
+                cache_inventory=cache_inventory(cache),
+                today=today,
+                timeframe=options.timeframe,
+                benchmark=options.benchmark,
+                report_path=relative_to_root(report_path, layout.root),
+                stopped_early=fetched.stopped_early,
+            )
+            report, gaps = assemble_report(inputs)
+        timings = dict(timer.timings)
+        report["discovery_metadata"]["stage_timings_ms"] = timings
+        report["discovery_metadata"]["peak_rss_mb"] = round(max(peak_rss_mb(), ceiling.peak_mb), 1)
+        validate_report(report)
+        atomic_write_json(report_path, report)
+        for store_name in cache.existing_namespaces():
+            cache.namespace(store_name).record_last_run(run_id)
+        fault = any(g.is_fault for g in gaps)
+        code = 3 if fault or fetched.stopped_early else 0
+        return Outcome(
+            code,
+            report=report,
+            report_path=report_path,
+            summary=render_summary(report, str(report_path)),
+            plan=plan,
+            gaps=gaps,
+        )
+    finally:
+        cache.close()
+
+
+def cache_inventory(cache: CacheRoot) -> dict[str, Any]:
+    """Per namespace: entries present (a cheap count; `cache report` has the full figures)."""
+    out: dict[str, Any] = {}
+    for name in cache.existing_namespaces():
+        store = cache.namespace(name)
+        out[name] = {"entries": sum(1 for _ in store.iter_keys()), **store.run_counters}
+    return out
+
+
+def render_plan(plan: FetchPlan) -> str:
+    lines = [f"{'service':<14} {'dataset':<16} {'key':<48} reason"]
+    for item in plan.fetches:
+        lines.append(
+            f"{item.service:<14} {item.request.dataset:<16} {item.key[:48]:<48} {item.reason}"
+        )
+    totals = plan.planned_by_service()
+    lines.append("")
+    lines.append(
+        f"planned {len(plan.fetches)} request(s): "
+        + (", ".join(f"{k} {v}" for k, v in sorted(totals.items())) or "none")
+    )
+    lines.append(f"covered locally or by cache: {len(plan.covered)}; gaps: {len(plan.gaps)}")
+    if plan.filings_pending:
+        lines.append(
+            f"+ up to {len(plan.filings_pending)} SEC filings requests once the CIK map is fetched"
+        )
+    return "\n".join(lines)
