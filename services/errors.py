@@ -64,3 +64,44 @@ class OfflineMode(ServiceError):
     """`--offline`: no network at all; what the cache lacks is a gap."""
 
     reason = "offline"
+
+
+# --- additions for the shared client (additive: the names above keep their meaning) -------------
+
+
+class TransientFailure(ServiceUnavailable):
+    """One attempt failed in a way worth retrying and counted by the breaker: a 5xx answer, a
+    timeout or a transport error. Raised (after the retries) as a ServiceUnavailable."""
+
+    reason = "unavailable"
+
+    def __init__(
+        self,
+        service: str,
+        message: str,
+        *,
+        dataset: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(service, message, dataset=dataset)
+        self.status_code = status_code
+
+
+class RateLimitedAttempt(RateLimited):
+    """One 429 answer; `retry_after` is the server's requested wait in seconds (if it gave one)."""
+
+    def __init__(
+        self,
+        service: str,
+        message: str,
+        *,
+        dataset: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(service, message, dataset=dataset)
+        self.retry_after = retry_after
+
+
+class MalformedBody(BadResponse):
+    """A 2xx answer whose body is not JSON (typically truncated in transit): retried like a
+    transient failure, a BadResponse if it persists. Not counted by the breaker (it answered)."""

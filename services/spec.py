@@ -20,6 +20,14 @@ TtlRule = Callable[[datetime], timedelta]
 
 CredentialPlacement = Literal["none", "query", "header"]
 
+Verdict = Literal["ok", "negative"]
+
+ResponseClassifier = Callable[["ServiceRequest", int, Any], Verdict]
+"""A service's judgement of one non-5xx, non-429 HTTP answer: `(request, status, body)` → "ok"
+(cache and return it) or "negative" (the service does not know the subject), or raise a typed
+`ServiceError` (BadResponse, QuotaExhausted). `body` is the decoded JSON, or None when the body is
+not JSON (a 2xx that is not JSON never reaches the classifier: it is a BadResponse)."""
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -47,6 +55,14 @@ class ServiceSpec:
     credential_required: bool = False
     credential_placement: CredentialPlacement = "none"
     credential_name: str | None = None  # query param or header name carrying the credential
+    # --- additions for the shared client (all defaulted, so existing constructions still work)
+    classify: ResponseClassifier | None = field(default=None, compare=False, repr=False)
+    max_attempts: int = 4  # attempts per request, the first included
+    max_retry_delay_seconds: float = 30.0  # total backoff budget per request
+    backoff_base_seconds: float = 0.5  # full-jitter exponential: uniform(0, base * 2**n)
+    backoff_max_seconds: float = 8.0
+    breaker_threshold: int = 5  # consecutive 5xx/timeouts/connect errors that open the breaker
+    breaker_reset_seconds: float = 30.0  # open → half-open after this long
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,96 @@
+"""Small helpers the service modules share: lenient number/date reading and the default verdict.
+
+Parsers read what is there and leave the rest None; a payload whose *structure* is wrong is a
+`BadResponse` (never cached), not a silently empty record.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime
+from typing import Any
+
+from services.errors import BadResponse
+from services.spec import ServiceRequest, Verdict
+
+
+def as_float(value: Any) -> float | None:
+    """A finite float from a number or numeric string; None for null, "", "None", "-", "."."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if text in ("", ".", "-", "None", "null", "N/A"):
+            return None
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def as_int(value: Any) -> int | None:
+    number = as_float(value)
+    return None if number is None else int(number)
+
+
+def as_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def as_date(value: Any) -> date | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        return None
+
+
+def from_unix(value: Any) -> datetime | None:
+    seconds = as_float(value)
+    if seconds is None:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def upstream_message(body: Any, *keys: str) -> str:
+    """A short, single-line message from an error body (never the whole body)."""
+    if isinstance(body, dict):
+        for key in keys:
+            value = body.get(key)
+            if isinstance(value, str) and value.strip():
+                return " ".join(value.split())[:200]
+        error = body.get("error")
+        if isinstance(error, dict):
+            return upstream_message(error, "description", "message", "code")
+    return ""
+
+
+def default_verdict(request: ServiceRequest, status: int, body: Any) -> Verdict:
+    """2xx → ok; 404 → not found (negative); any other status → BadResponse (never retried)."""
+    if 200 <= status < 300:
+        return "ok"
+    if status == 404:
+        return "negative"
+    detail = upstream_message(body, "message", "error_message", "Error Message", "detail")
+    suffix = f": {detail}" if detail else ""
+    raise BadResponse(
+        request.service, f"HTTP {status} for {request.path}{suffix}", dataset=request.dataset
+    )
+
+
+def bad_shape(request: ServiceRequest, what: str) -> BadResponse:
+    return BadResponse(
+        request.service, f"unexpected payload for {request.path}: {what}", dataset=request.dataset
+    )

@@ -1,0 +1,322 @@
+"""The hub: every service client, the cache in front of them, the global ceiling, the counters.
+
+`fetch` is cache-first: a fresh entry answers without the network; a miss or a stale entry goes
+to the service's client (see services/client.py for the network path). Successful answers are
+written back; "not found" answers are written as negative entries (short TTL) and returned as
+`status="negative"`. When the service is down (ServiceUnavailable, CircuitOpen, RateLimited) a
+stale entry is served instead, flagged `origin="stale"`. Everything else is a typed error the
+pipeline turns into a gap.
+
+Offline (`offline=True`) and unconfigured services (a required credential missing, or disabled)
+never touch the network: a fresh entry answers as "cache", a stale one as "stale", and a miss
+raises OfflineMode / NotConfigured. Quota exhaustion (ours or the service's signal) raises
+QuotaExhausted and is not masked by a stale entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from cache.envelope import Envelope, utcnow
+from cache.store import CacheRead, CacheRoot, ReadState
+from services.client import Ceiling, ServiceClient, install_log_redaction
+from services.config import Effective, ServiceConfig, resolve
+from services.errors import NotConfigured, OfflineMode, ServiceError, ServiceUnavailable
+from services.quota import QuotaLedger
+from services.registry import SPECS
+from services.spec import FetchResult, ServiceRequest
+
+log = logging.getLogger("tradescout.services")
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """What `tradescout services` and the report show about one service (never the key)."""
+
+    service: str
+    configured: bool
+    reason: str | None
+    breaker_state: str
+    quota_used_today: int
+    quota_left: int | None
+    quota_exhausted_for_run: bool
+    enabled: bool = True
+    has_credential: bool = False
+    upstream: str = "live"
+    rate_per_second: float = 0.0
+    daily_quota: int | None = None
+    max_connections: int = 1
+    base_urls: Mapping[str, str] | None = None
+
+
+def _request_record(request: ServiceRequest) -> dict[str, Any]:
+    """The (public) request as stored in an envelope."""
+    return {
+        "service": request.service,
+        "dataset": request.dataset,
+        "host": request.host,
+        "path": request.path,
+        "params": dict(request.params),
+        "subjects": list(request.subjects),
+    }
+
+
+def _from_envelope(request: ServiceRequest, env: Envelope, origin: str) -> FetchResult:
+    return FetchResult(
+        request=request,
+        status=env.status,
+        payload=env.payload,
+        origin=origin,  # type: ignore[arg-type]
+        fetched_at=env.fetched_at,
+        expires_at=env.expires_at,
+        synthetic=env.synthetic,
+    )
+
+
+class ServiceHub:
+    """All seven service clients for one run. Use as `async with ServiceHub(...) as hub:`."""
+
+    def __init__(
+        self,
+        configs: Mapping[str, ServiceConfig],
+        cache: CacheRoot,
+        state_dir: Path,
+        *,
+        max_concurrency: int = 16,
+        offline: bool = False,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        unknown = sorted(set(configs) - set(SPECS))
+        if unknown:
+            raise ValueError(f"unknown service(s): {', '.join(unknown)}")
+        self._cache = cache
+        self._offline = offline
+        self._clock = clock
+        self._ceiling = Ceiling(max_concurrency)
+        self._quota = QuotaLedger(state_dir, clock=clock)
+        self._effective: dict[str, Effective] = {
+            name: resolve(spec, configs.get(name)) for name, spec in SPECS.items()
+        }
+        self._clients: dict[str, ServiceClient] = {
+            name: ServiceClient(
+                eff,
+                quota=self._quota,
+                ceiling=self._ceiling,
+                clock=clock,
+                sleep=sleep,
+                transport=transport,
+            )
+            for name, eff in self._effective.items()
+        }
+        self._inflight: dict[tuple[str, str], asyncio.Future[Envelope]] = {}
+        self._open = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def __aenter__(self) -> ServiceHub:
+        install_log_redaction()
+        self._open = True  # each service's pool opens on its first network request
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        pending = list(self._inflight.values())
+        for future in pending:
+            future.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        for client in self._clients.values():
+            await client.aclose()
+        self._quota.close()
+        self._open = False
+
+    # -- introspection ---------------------------------------------------------------------------
+    def _client(self, service: str) -> ServiceClient:
+        try:
+            return self._clients[service]
+        except KeyError:
+            raise KeyError(f"unknown service {service!r}; known: {', '.join(SPECS)}") from None
+
+    def status(self, service: str) -> ServiceStatus:
+        client = self._client(service)
+        eff = self._effective[service]
+        reason = eff.unconfigured_reason
+        return ServiceStatus(
+            service=service,
+            configured=reason is None,
+            reason=reason,
+            breaker_state=str(client.breaker.state),
+            quota_used_today=client.quota_used_today(),
+            quota_left=client.quota_left(),
+            quota_exhausted_for_run=client.exhausted_for_run is not None,
+            enabled=eff.config.enabled,
+            has_credential=eff.credential is not None,
+            upstream=eff.upstream,
+            rate_per_second=eff.rate_per_second,
+            daily_quota=eff.daily_quota,
+            max_connections=eff.max_connections,
+            base_urls=dict(eff.base_urls),
+        )
+
+    def peek(self, request: ServiceRequest) -> CacheRead:
+        """What the cache holds for a request, without counting (for planning)."""
+        eff = self._effective[request.service]
+        return self._cache.namespace(request.service).peek(request.cache_key(eff.upstream))
+
+    def add_planned(self, service: str, n: int) -> None:
+        self._client(service).usage.planned += n
+
+    def set_concurrency(self, n: int) -> None:
+        """Resize the global in-flight ceiling (the memory watcher shrinks it at run time)."""
+        self._ceiling.set_limit(n)
+
+    @property
+    def concurrency(self) -> int:
+        """The current global ceiling (after any `set_concurrency`)."""
+        return self._ceiling.limit
+
+    @property
+    def max_concurrency(self) -> int:
+        """Alias of `concurrency` (the name the pipeline uses for its scheduling window)."""
+        return self._ceiling.limit
+
+    @property
+    def offline(self) -> bool:
+        return self._offline
+
+    def usage(self) -> dict[str, dict[str, Any]]:
+        """Per-service counters for the report's `service_usage` (JSON-ready)."""
+        report: dict[str, dict[str, Any]] = {}
+        for name, client in self._clients.items():
+            u = client.usage
+            report[name] = {
+                "planned": u.planned,
+                "cache_hits": u.cache_hits,
+                "stale_served": u.stale_served,
+                "negative": u.negatives,
+                "network_requests": u.network_requests,
+                "retries": u.retries,
+                "rate_limited": u.rate_limited,
+                "errors": u.errors,
+                "shared_inflight": u.shared_inflight,
+                "breaker_state": str(client.breaker.state),
+                "quota_used_today": client.quota_used_today(),
+                "quota_exhausted_for_run": client.exhausted_for_run is not None,
+                "latency_ms_p50": u.percentile(0.5),
+                "latency_ms_p95": u.percentile(0.95),
+            }
+        return report
+
+    # -- fetch -------------------------------------------------------------------------------------
+    async def fetch(self, request: ServiceRequest) -> FetchResult:
+        """Cache first, then the network; see the module docstring for every outcome."""
+        return await self._fetch(request, force=False)
+
+    async def fetch_fresh(self, request: ServiceRequest) -> FetchResult:
+        """Ask the service even when the cache is fresh (the nightly refresh renews entries
+        before they expire). No stale fallback: a failure raises, so a refresh never counts
+        an old entry as renewed. Quota, breaker, limiter and retries apply as for `fetch`."""
+        return await self._fetch(request, force=True)
+
+    async def _fetch(self, request: ServiceRequest, *, force: bool) -> FetchResult:
+        client = self._client(request.service)
+        eff = self._effective[request.service]
+        dataset = eff.spec.datasets.get(request.dataset)
+        if dataset is None:
+            raise ValueError(f"{request.service} has no dataset {request.dataset!r}")
+        store = self._cache.namespace(request.service)
+        key = request.cache_key(eff.upstream)
+        read = CacheRead(ReadState.MISS) if force else store.get(key)
+        if read.state is ReadState.FRESH and read.envelope is not None:
+            client.usage.cache_hits += 1
+            return _from_envelope(request, read.envelope, "cache")
+
+        blocked: ServiceError | None = None
+        if self._offline:
+            blocked = OfflineMode(
+                request.service, f"offline: not fetching {request.path}", dataset=request.dataset
+            )
+        elif eff.unconfigured_reason is not None:
+            blocked = NotConfigured(
+                request.service, eff.unconfigured_reason, dataset=request.dataset
+            )
+        elif not self._open:
+            raise RuntimeError("ServiceHub.fetch called outside `async with ServiceHub(...)`")
+        if blocked is not None:
+            if read.envelope is not None:
+                client.usage.stale_served += 1
+                return _from_envelope(request, read.envelope, "stale")
+            raise blocked
+
+        try:
+            env = await self._shared_network(client, request, key)
+        except ServiceUnavailable as exc:  # incl. CircuitOpen, RateLimited: stale-if-error
+            client.usage.errors += 1
+            if read.envelope is not None:
+                client.usage.stale_served += 1
+                log.warning("%s: %s; serving a stale entry", request.service, exc.detail)
+                return _from_envelope(request, read.envelope, "stale")
+            raise
+        except ServiceError:
+            client.usage.errors += 1
+            raise
+        return _from_envelope(request, env, "network")
+
+    async def _network_and_store(
+        self, client: ServiceClient, request: ServiceRequest, key: str
+    ) -> Envelope:
+        """The network call and the write-back, as one unit (so an answer is cached even when
+        the caller that asked for it was cancelled meanwhile)."""
+        eff = client.eff
+        dataset = eff.spec.datasets[request.dataset]
+        answer = await client.request(request)
+        now = self._clock()
+        ttl = dataset.ttl_at(now) if answer.verdict == "ok" else dataset.negative_ttl
+        synthetic = answer.synthetic or eff.upstream == "sandbox"
+        if answer.verdict == "negative":
+            client.usage.negatives += 1
+        return self._cache.namespace(request.service).put(
+            key,
+            answer.payload,
+            dataset=request.dataset,
+            ttl=ttl,
+            request=_request_record(request),
+            status=answer.verdict,
+            # A synthetic answer is labelled so even when a live-mode URL points at the sandbox.
+            upstream="sandbox" if synthetic else eff.upstream,
+        )
+
+    async def _shared_network(
+        self, client: ServiceClient, request: ServiceRequest, key: str
+    ) -> Envelope:
+        """One network call per cache key at a time: concurrent fetches of the same request share
+        it (a cancelled waiter does not cancel the call the others wait on)."""
+        slot = (request.service, key)
+        future = self._inflight.get(slot)
+        if future is None:
+            future = asyncio.ensure_future(self._network_and_store(client, request, key))
+            self._inflight[slot] = future
+
+            def done(f: asyncio.Future[Envelope]) -> None:
+                self._inflight.pop(slot, None)
+                if not f.cancelled():
+                    f.exception()  # retrieved here, so a future nobody awaits never warns
+
+            future.add_done_callback(done)
+        else:
+            client.usage.shared_inflight += 1
+        return await asyncio.shield(future)

@@ -1,0 +1,91 @@
+"""Typed records the service parsers produce: what the pipeline reads, whatever service answered.
+
+Plain frozen dataclasses (no behaviour): a parser maps one real payload shape onto them and a
+value the payload lacks stays None — never a made-up default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+
+@dataclass(frozen=True)
+class PriceBar:
+    """One daily (or intraday) bar; any field the upstream left null stays None."""
+
+    date: date
+    open: float | None
+    high: float | None
+    low: float | None
+    close: float | None
+    adjclose: float | None
+    volume: int | None
+
+
+@dataclass(frozen=True)
+class PriceHistory:
+    symbol: str
+    currency: str | None
+    exchange: str | None
+    instrument_type: str | None
+    regular_market_price: float | None
+    bars: tuple[PriceBar, ...]
+    source: str = "yahoo_finance"
+
+
+@dataclass(frozen=True)
+class CompanyProfile:
+    symbol: str
+    name: str | None
+    sector: str | None
+    industry: str | None
+    market_cap: float | None
+    beta: float | None
+    currency: str | None
+    exchange: str | None
+    country: str | None
+    source: str  # the service that answered: "fmp" or "alpha_vantage"
+
+
+@dataclass(frozen=True)
+class Filing:
+    form: str  # "10-K", "10-Q" or "8-K"
+    filing_date: date
+    report_date: date | None
+    accession_number: str
+    primary_document: str | None
+
+
+@dataclass(frozen=True)
+class Observation:
+    date: date
+    value: float | None  # FRED's "." (no value that day) is None
+
+
+@dataclass(frozen=True)
+class CoinQuote:
+    coin_id: str
+    usd: float | None
+    market_cap: float | None
+    vol_24h: float | None
+    change_24h: float | None  # percent
+    last_updated: datetime | None
+
+
+@dataclass(frozen=True)
+class CryptoMarket:
+    active_cryptocurrencies: int | None
+    total_market_cap_usd: float | None
+    total_volume_usd: float | None
+    btc_dominance: float | None  # percent of total market cap
+    eth_dominance: float | None
+    market_cap_change_24h_pct: float | None
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class YearValue:
+    year: int
+    value: float | None
+    projection: bool  # IMF WEO values for the current year and later are projections

@@ -1,0 +1,137 @@
+"""SEC EDGAR: the ticker → CIK map, then a company's latest 10-K, 10-Q and 8-K.
+
+SEC asks every client to declare itself in `User-Agent` ("Name email") and answers 403 without
+it; the identity is the service's credential (SEC_EDGAR_USER_AGENT). Without it SEC is not
+configured and never called — a made-up identity is not an option. Two real hosts
+(www.sec.gov for the map, data.sec.gov for submissions); a configured base URL replaces both.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from services._common import as_date, as_int, as_str, bad_shape, default_verdict
+from services.errors import BadResponse
+from services.records import Filing
+from services.spec import DatasetSpec, ServiceRequest, ServiceSpec, Verdict
+
+NAME = "sec_edgar"
+FORMS = ("10-K", "10-Q", "8-K")
+
+
+def company_tickers_request() -> ServiceRequest:
+    return ServiceRequest(
+        service=NAME, dataset="cik_map", path="/files/company_tickers.json", host="www"
+    )
+
+
+def cik10(cik: str | int) -> str:
+    """A CIK as SEC's 10-digit zero-padded string."""
+    text = str(cik).strip()
+    if text.upper().startswith("CIK"):
+        text = text[3:]
+    if not text.isdigit() or len(text) > 10:
+        raise ValueError(f"not a CIK: {cik!r}")
+    return text.zfill(10)
+
+
+def parse_company_tickers(payload: Any) -> dict[str, str]:
+    """Ticker (upper case) → 10-digit CIK, from each entry's `cik_str` (not the entry's key)."""
+    if not isinstance(payload, dict):
+        raise BadResponse(NAME, "company_tickers payload is not an object")
+    mapping: dict[str, str] = {}
+    for entry in payload.values():
+        if not isinstance(entry, dict):
+            continue
+        ticker = as_str(entry.get("ticker"))
+        number = as_int(entry.get("cik_str"))
+        if ticker is None or number is None or number < 0:
+            continue
+        mapping.setdefault(ticker.upper(), f"{number:010d}")
+    return mapping
+
+
+def submissions_request(cik: str) -> ServiceRequest:
+    padded = cik10(cik)
+    return ServiceRequest(
+        service=NAME,
+        dataset="submissions",
+        path=f"/submissions/CIK{padded}.json",
+        host="data",
+        subjects=(padded,),
+    )
+
+
+def parse_submissions(payload: Any) -> list[Filing]:
+    """The latest filing of each of 10-K, 10-Q and 8-K from the columnar `filings.recent`
+    (amendments such as 10-K/A are not counted as the form itself). Newest first."""
+    filings = payload.get("filings") if isinstance(payload, dict) else None
+    recent = filings.get("recent") if isinstance(filings, dict) else None
+    if not isinstance(recent, dict):
+        raise BadResponse(NAME, "submissions payload has no filings.recent")
+    columns = {
+        name: recent.get(name)
+        for name in ("form", "filingDate", "reportDate", "accessionNumber", "primaryDocument")
+    }
+    forms = columns["form"]
+    if not isinstance(forms, list):
+        raise BadResponse(NAME, "filings.recent.form is not a list")
+
+    def cell(name: str, i: int) -> Any:
+        values = columns[name]
+        return values[i] if isinstance(values, list) and i < len(values) else None
+
+    latest: dict[str, Filing] = {}
+    for i, form in enumerate(forms):
+        if form not in FORMS:
+            continue
+        filed = as_date(cell("filingDate", i))
+        accession = as_str(cell("accessionNumber", i))
+        if filed is None or accession is None:
+            continue
+        current = latest.get(form)
+        if current is None or filed > current.filing_date:
+            latest[form] = Filing(
+                form=form,
+                filing_date=filed,
+                report_date=as_date(cell("reportDate", i)),
+                accession_number=accession,
+                primary_document=as_str(cell("primaryDocument", i)),
+            )
+    return sorted(latest.values(), key=lambda f: (f.filing_date, f.form), reverse=True)
+
+
+def classify(request: ServiceRequest, status: int, body: Any) -> Verdict:
+    if status == 403:
+        raise BadResponse(
+            NAME,
+            f"HTTP 403 for {request.path} (SEC refuses clients without a declared User-Agent)",
+            dataset=request.dataset,
+        )
+    verdict = default_verdict(request, status, body)
+    if verdict == "ok":
+        parser = parse_company_tickers if request.dataset == "cik_map" else parse_submissions
+        try:
+            parser(body)
+        except BadResponse as exc:
+            raise bad_shape(request, exc.detail) from None
+    return verdict
+
+
+SPEC = ServiceSpec(
+    name=NAME,
+    default_base_urls={"www": "https://www.sec.gov", "data": "https://data.sec.gov"},
+    datasets={
+        "cik_map": DatasetSpec("cik_map", ttl=timedelta(days=7)),
+        "submissions": DatasetSpec("submissions", ttl=timedelta(days=1)),
+    },
+    rate_per_second=8.0,
+    max_connections=4,
+    timeout_seconds=15.0,
+    credential_env="SEC_EDGAR_USER_AGENT",
+    credential_required=True,
+    credential_placement="header",
+    credential_name="User-Agent",
+    classify=classify,
+)

@@ -1,0 +1,168 @@
+"""Yahoo Finance v8 chart: daily price history and instrument meta for tickers, benchmarks, ^VIX.
+
+No key. Unknown symbols answer HTTP 404 with `{"chart":{"result":null,"error":{...}}}`: a
+negative result. A daily history changes once a day, so it stays fresh until the next close.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from services._common import as_float, as_int, as_str, bad_shape, default_verdict, upstream_message
+from services.errors import BadResponse
+from services.records import PriceBar, PriceHistory
+from services.spec import DatasetSpec, ServiceRequest, ServiceSpec, Verdict
+
+NAME = "yahoo_finance"
+NEW_YORK = ZoneInfo("America/New_York")
+MARKET_CLOSE = time(16, 0)
+RANGES: tuple[tuple[str, int], ...] = (  # name, calendar months it spans
+    ("1mo", 1),
+    ("3mo", 3),
+    ("6mo", 6),
+    ("1y", 12),
+    ("2y", 24),
+    ("5y", 60),
+    ("10y", 120),
+)
+
+
+def next_market_close(now: datetime) -> datetime:
+    """16:00 New York time on the first weekday whose close is after `now` (exchange holidays
+    are not modelled: on a holiday the entry simply refreshes a day early)."""
+    local = now.astimezone(NEW_YORK)
+    day = local.date()
+    while True:
+        close = datetime.combine(day, MARKET_CLOSE, tzinfo=NEW_YORK)
+        if day.weekday() < 5 and close > local:
+            return close.astimezone(UTC)
+        day += timedelta(days=1)
+
+
+def until_next_close(now: datetime) -> timedelta:
+    return next_market_close(now) - now
+
+
+def _months_back(today: date, months: int) -> date:
+    month_index = today.year * 12 + (today.month - 1) - months
+    year, month = divmod(month_index, 12)
+    month += 1
+    for day in (today.day, 30, 29, 28):
+        try:
+            return date(year, month, day)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def range_covering(start: date, today: date) -> str:
+    """The smallest Yahoo `range` whose window reaches back to `start` (else "max")."""
+    for name, months in RANGES:
+        if _months_back(today, months) <= start:
+            return name
+    return "max"
+
+
+def chart_request(symbol: str, range_: str = "1y", interval: str = "1d") -> ServiceRequest:
+    sym = symbol.strip().upper()
+    return ServiceRequest(
+        service=NAME,
+        dataset="chart",
+        path=f"/v8/finance/chart/{quote(sym, safe='-.=')}",
+        params={"range": range_, "interval": interval},
+        subjects=(sym,),
+    )
+
+
+def _column(block: Any, name: str, length: int) -> list[Any]:
+    values = block.get(name) if isinstance(block, dict) else None
+    if not isinstance(values, list):
+        return [None] * length
+    return [*values[:length], *([None] * (length - len(values)))]
+
+
+def parse_chart(payload: Any) -> PriceHistory:
+    """Bars from the aligned `timestamp` / `indicators.quote[0]` / `indicators.adjclose[0]`
+    arrays; dates are exchange-local (timestamp + `meta.gmtoffset`)."""
+    chart = payload.get("chart") if isinstance(payload, dict) else None
+    results = chart.get("result") if isinstance(chart, dict) else None
+    if not isinstance(results, list) or not results or not isinstance(results[0], dict):
+        raise BadResponse(NAME, "chart payload has no result")
+    result = results[0]
+    meta = result.get("meta")
+    if not isinstance(meta, dict) or not as_str(meta.get("symbol")):
+        raise BadResponse(NAME, "chart payload has no meta.symbol")
+    stamps = result.get("timestamp") or []
+    if not isinstance(stamps, list):
+        raise BadResponse(NAME, "chart timestamp is not a list")
+    indicators = result.get("indicators") or {}
+    quotes = indicators.get("quote") if isinstance(indicators, dict) else None
+    quote_block = quotes[0] if isinstance(quotes, list) and quotes else {}
+    adj = indicators.get("adjclose") if isinstance(indicators, dict) else None
+    adj_block = adj[0] if isinstance(adj, list) and adj else {}
+    n = len(stamps)
+    opens, highs, lows, closes, volumes = (
+        _column(quote_block, name, n) for name in ("open", "high", "low", "close", "volume")
+    )
+    adjcloses = _column(adj_block, "adjclose", n)
+    offset = as_int(meta.get("gmtoffset")) or 0
+    bars = []
+    for i, stamp in enumerate(stamps):
+        seconds = as_int(stamp)
+        if seconds is None:
+            continue
+        day = datetime.fromtimestamp(seconds + offset, tz=UTC).date()
+        bars.append(
+            PriceBar(
+                date=day,
+                open=as_float(opens[i]),
+                high=as_float(highs[i]),
+                low=as_float(lows[i]),
+                close=as_float(closes[i]),
+                adjclose=as_float(adjcloses[i]),
+                volume=as_int(volumes[i]),
+            )
+        )
+    return PriceHistory(
+        symbol=str(meta["symbol"]).upper(),
+        currency=as_str(meta.get("currency")),
+        exchange=as_str(meta.get("exchangeName")),
+        instrument_type=as_str(meta.get("instrumentType")),
+        regular_market_price=as_float(meta.get("regularMarketPrice")),
+        bars=tuple(bars),
+    )
+
+
+def classify(request: ServiceRequest, status: int, body: Any) -> Verdict:
+    chart = body.get("chart") if isinstance(body, dict) else None
+    error = chart.get("error") if isinstance(chart, dict) else None
+    if status == 404 or (isinstance(error, dict) and chart.get("result") is None):  # type: ignore[union-attr]
+        code = str(error.get("code", "")) if isinstance(error, dict) else ""
+        if status == 404 or code.lower() == "not found":
+            return "negative"
+        raise BadResponse(
+            NAME,
+            f"HTTP {status} for {request.path}: {upstream_message(error, 'description')}",
+            dataset=request.dataset,
+        )
+    verdict = default_verdict(request, status, body)
+    if verdict == "ok":
+        try:
+            parse_chart(body)
+        except BadResponse as exc:
+            raise bad_shape(request, exc.detail) from None
+    return verdict
+
+
+SPEC = ServiceSpec(
+    name=NAME,
+    default_base_urls={"default": "https://query1.finance.yahoo.com"},
+    datasets={"chart": DatasetSpec("chart", ttl=until_next_close, negative_ttl=timedelta(hours=6))},
+    rate_per_second=2.0,
+    max_connections=4,
+    timeout_seconds=10.0,
+    classify=classify,
+)
