@@ -116,8 +116,8 @@ def _profile_json(profile: Any) -> dict[str, Any]:
 
 
 def _ticker_window(perf: Mapping[str, Any], start: date, today: date) -> tuple[date, date]:
-    first = perf.get("first_entry")
-    last = perf.get("last_exit")
+    first = perf.get("first_entry_date")
+    last = perf.get("last_exit_date")
     lo = date.fromisoformat(first[:10]) if isinstance(first, str) else start
     open_now = perf.get("active_trades", 0) > 0
     hi = today if open_now or not isinstance(last, str) else date.fromisoformat(last[:10])
@@ -128,7 +128,7 @@ def market_context(inp: AssembleInputs, reader: _Reader) -> tuple[dict[str, Any]
     """The market section and the share of its values present."""
     present = 0
     expected = 0
-    start = timeframe_start(inp.timeframe, inp.book.first_entry_date, inp.today)
+    start = timeframe_start(inp.timeframe, inp.book.summary.first_entry_date, inp.today)
     bench_req = yahoo_finance.chart_request(inp.benchmark, inp.plan.price_range)
     benchmarks: dict[str, Any] = {}
     expected += 1
@@ -230,7 +230,7 @@ def market_context(inp: AssembleInputs, reader: _Reader) -> tuple[dict[str, Any]
 
 def crypto_ids(inp: AssembleInputs) -> set[str]:
     ids = set(MARKET_COINS)
-    for ticker in inp.book.tickers:
+    for ticker in inp.book.ticker_symbols:
         coin = coingecko.coin_id(ticker)
         if coin is not None:
             ids.add(coin)
@@ -242,7 +242,7 @@ def ticker_data(
 ) -> tuple[dict[str, Any], float]:
     """Per ticker: profile, price history over the holding period, filings, provenance."""
     out: dict[str, Any] = {}
-    start = timeframe_start(inp.timeframe, inp.book.first_entry_date, inp.today)
+    start = timeframe_start(inp.timeframe, inp.book.summary.first_entry_date, inp.today)
     cik_map: Mapping[str, str] = {}
     map_req = sec_edgar.company_tickers_request()
     parsed_map = reader.parse(map_req, sec_edgar.parse_company_tickers)
@@ -256,7 +256,7 @@ def ticker_data(
     local = inp.inventory.entries()
     expected = 0
     present = 0
-    for ticker in inp.book.tickers:
+    for ticker in inp.book.ticker_symbols:
         prov: dict[str, Any] = {}
         entry: dict[str, Any] = {"profile": None, "price_history": None, "filings": None}
         coin = coingecko.coin_id(ticker)
@@ -367,7 +367,7 @@ def assemble_report(inp: AssembleInputs) -> tuple[dict[str, Any], list[Gap]]:
     stale_count = len(local["fundamental_analysis"].get("stale", []) or [])
     total = max(1, cov.get("total", 0))
     components = {
-        "trade_quality": float(sections["data_quality_assessment"]["overall_confidence"]),
+        "trade_quality": inp.book.overall_confidence,
         "local_coverage": max(0.0, (with_analysis - 0.5 * stale_count) / total),
         "ticker_data": ticker_share,
         "market_context": market_share,

@@ -7,10 +7,17 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from discovery.cli_cache import cache_app
@@ -96,7 +103,7 @@ class ProgressView:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._progress: Progress | None = None
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
         self._counts: dict[str, dict[str, int]] = {}
 
     def __enter__(self) -> ProgressView:
@@ -240,15 +247,15 @@ def inventory(
     )
 
 
-def inventory_rows(book: object, inv: object) -> list[dict[str, object]]:
+def inventory_rows(book: object, inv: object) -> list[dict[str, Any]]:
     from discovery.inventory import Inventory
     from discovery.trades import TradeBook
 
     assert isinstance(book, TradeBook) and isinstance(inv, Inventory)
     perf = book.to_report_sections()["ticker_performance"]
     entries = inv.entries()
-    rows: list[dict[str, object]] = []
-    for ticker in book.tickers:
+    rows: list[dict[str, Any]] = []
+    for ticker in book.ticker_symbols:
         e = entries.get(ticker)
         p = perf.get(ticker, {})
         rows.append(

@@ -103,9 +103,14 @@ def load_local(
         book = ingest(csv_path, chunk_rows=settings.csv_chunk_rows)
     with timer.stage("inventory"):
         inventory = build_inventory(
-            layout, book.tickers, today=today, max_age_days=settings.max_local_age_days
+            layout, book.ticker_symbols, today=today, max_age_days=settings.max_local_age_days
         )
     return csv_path, book, inventory, timer
+
+
+def open_tickers(book: TradeBook) -> list[str]:
+    """Tickers with at least one open position."""
+    return [t for t, stats in book.tickers.items() if stats.active_trades > 0]
 
 
 def _coverage_from(read_state: ReadState, negative: bool) -> Coverage:
@@ -152,9 +157,9 @@ def plan_for(
     hub: ServiceHub, book: TradeBook, inventory: Inventory, options: DiscoverOptions, today: date
 ) -> FetchPlan:
     return build_plan(
-        tickers=book.tickers,
-        open_tickers=book.open_tickers,
-        first_entry=book.first_entry_date,
+        tickers=book.ticker_symbols,
+        open_tickers=open_tickers(book),
+        first_entry=book.summary.first_entry_date,
         today=today,
         locally_covered=inventory.fresh_files(),
         cik_map=cached_cik_map(hub),

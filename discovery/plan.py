@@ -268,8 +268,9 @@ def build_plan(
 
     pending: tuple[str, ...] = ()
     if equities:
+        # Always through `want`: when the map is cached it is read back (the report needs it).
+        planner.want(sec_edgar.company_tickers_request(), "SEC ticker→CIK map", subject=None)
         if cik_map is None:
-            planner.want(sec_edgar.company_tickers_request(), "SEC ticker→CIK map", subject=None)
             pending = tuple(equities)
         else:
             plan_filings(planner, equities, cik_map)

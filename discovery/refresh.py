@@ -27,6 +27,7 @@ from discovery.pipeline import (
     availability_lookup,
     cached_cik_map,
     new_run_id,
+    open_tickers,
 )
 from discovery.plan import (
     Availability,
@@ -108,18 +109,14 @@ def horizon_coverage(
 
 def _priority(book: TradeBook) -> list[str]:
     """Open positions first, then tickers by their most recent trade (newest first)."""
-    perf = book.to_report_sections()["ticker_performance"]
-    open_set = set(book.open_tickers)
+    open_set = set(open_tickers(book))
 
-    def recent(t: str) -> str:
-        p = perf.get(t, {})
-        return max(str(p.get("last_exit") or ""), str(p.get("first_entry") or ""))
+    def recent(t: str) -> int:
+        stats = book.tickers[t]
+        days = [d.toordinal() for d in (stats.first_entry, stats.last_exit) if d is not None]
+        return max(days, default=0)
 
-    return sorted(book.tickers, key=lambda t: (t not in open_set, _neg(recent(t))))
-
-
-def _neg(text: str) -> tuple[int, ...]:
-    return tuple(-ord(c) for c in text)
+    return sorted(book.ticker_symbols, key=lambda t: (t not in open_set, -recent(t)))
 
 
 class BudgetedAvailability:
@@ -187,12 +184,12 @@ async def refresh_async(
         plans: list[FetchPlan] = []
         for _name, book in books:
             inv = build_inventory(
-                layout, book.tickers, today=today, max_age_days=settings.max_local_age_days
+                layout, book.ticker_symbols, today=today, max_age_days=settings.max_local_age_days
             )
             plan = build_plan(
                 tickers=_priority(book),
-                open_tickers=book.open_tickers,
-                first_entry=book.first_entry_date,
+                open_tickers=open_tickers(book),
+                first_entry=book.summary.first_entry_date,
                 today=today,
                 locally_covered=inv.fresh_files(),
                 cik_map=cached_cik_map(hub),

@@ -19,8 +19,8 @@ Row numbers are spreadsheet rows: the header is row 1, the first trade is row 2.
 from __future__ import annotations
 
 import codecs
-import functools
 import csv
+import functools
 import hashlib
 import io
 import math
@@ -85,9 +85,7 @@ USED_COLUMNS: tuple[str, ...] = TEXT_COLUMNS + NUMBER_COLUMNS
 # Few distinct values per chunk: pandas' C parser factorizes these itself (dtype "category"),
 # so no Python string is created per cell. Position_UUID and X_Status are per-row ids.
 CATEGORY_COLUMNS: frozenset[str] = frozenset()
-_UNUSED = (
-    {"Ticker", "Strategy_Type", "Entry_Timestamp", "Exit_Timestamp", "Direction", "Status"}
-)
+_UNUSED = {"Ticker", "Strategy_Type", "Entry_Timestamp", "Exit_Timestamp", "Direction", "Status"}
 
 PNL_TOLERANCE = 0.01
 """Breakeven band and PnL-check tolerance (DESIGN §6); compared with a 1e-9 float allowance."""
@@ -621,15 +619,20 @@ class _Accumulator:
 
     # -- one chunk ----------------------------------------------------------------------------
 
-    def add(self, frame: pd.DataFrame, *, tolerant: bool) -> None:
-        frame = self._drop_skipped(frame)
+    def add(self, frame: pd.DataFrame, *, tolerant: bool, screened: bool = False) -> None:
         if frame.empty:
             return
+        uuid = self._text(frame, "Position_UUID")
+        uuid_missing = np.asarray(pd.isna(uuid), dtype=bool)
+        t_codes, t_labels = self._codes(frame, "Ticker")
+        if not screened:
+            skipped = self._skipped(frame, uuid, uuid_missing, t_codes, t_labels)
+            if skipped.any():
+                self.add(frame[~skipped], tolerant=tolerant, screened=True)
+                return
         n = len(frame)
         rows = np.asarray(frame.index.to_numpy(), dtype=np.int64) + 2
         numbers = self._numbers(frame, rows, tolerant=tolerant)
-
-        t_codes, t_labels = self._codes(frame, "Ticker")
         tickers = self._tickers(t_codes, t_labels, rows)
         gid_lut = np.array([self._ticker_id(t) if t else -1 for t in tickers], dtype=np.int64)
         self._grow()
@@ -702,11 +705,9 @@ class _Accumulator:
         self.rows_read += n
 
         # -- data-quality checks --------------------------------------------------------------
-        uuid = self._text(frame, "Position_UUID")
-        u_codes_missing = pd.isna(uuid)
         checks: list[tuple[str, str, BoolArray, Any]] = []
         checks.append(
-            ("missing_value", "Position_UUID", u_codes_missing, lambda i: "Position_UUID is empty")
+            ("missing_value", "Position_UUID", uuid_missing, lambda i: "Position_UUID is empty")
         )
         s_missing = _missing(g_codes, g_labels)
         checks.append(
@@ -797,6 +798,7 @@ class _Accumulator:
         )
         uuid_bad, uuid_messages = self._uuid_check(
             uuid,
+            ~uuid_missing,
             tickers,
             t_codes,
             strategies,
@@ -818,27 +820,37 @@ class _Accumulator:
                 x_status,
             )  # fmt: skip
 
-    def _drop_skipped(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Drop blank lines (silently) and repeated header lines (reported); count both."""
-        ticker_name = self.dialect.columns["Ticker"]
-        uuid_name = self.dialect.columns["Position_UUID"]
-        ticker, uuid = frame["Ticker"], frame["Position_UUID"]
-        blank = (ticker.isna() & uuid.isna()).to_numpy()
+    def _skipped(
+        self,
+        frame: pd.DataFrame,
+        uuid: ObjArray,
+        uuid_missing: BoolArray,
+        t_codes: IntArray,
+        t_labels: list[str | None],
+    ) -> BoolArray:
+        """Blank lines (skipped silently) and repeated header lines (skipped, reported)."""
+        blank = uuid_missing & _missing(t_codes, t_labels)
         if blank.any():
             blank = blank & frame.isna().all(axis=1).to_numpy()
-        repeated = ticker.isin([ticker_name, ticker_name.strip()]).to_numpy()
-        if repeated.any():
-            repeated = repeated & uuid.isin([uuid_name, uuid_name.strip()]).to_numpy()
-        if not (blank.any() or repeated.any()):
-            return frame
+        header_ticker = self.dialect.columns["Ticker"].strip()
+        header_uuid = self.dialect.columns["Position_UUID"].strip()
+        repeated = np.zeros(len(frame), dtype=bool)
+        if header_ticker in t_labels:
+            repeated = t_codes == t_labels.index(header_ticker)
+            repeated &= np.array([str(u).strip() == header_uuid for u in uuid], dtype=bool)
         index = np.asarray(frame.index.to_numpy(), dtype=np.int64)
         for i in np.flatnonzero(repeated):
-            row = int(index[i]) + 2
             self._count_issue(
-                Issue(row, None, "Ticker", "repeated_header", "repeated header line skipped")
+                Issue(
+                    int(index[i]) + 2,
+                    None,
+                    "Ticker",
+                    "repeated_header",
+                    "repeated header line skipped",
+                )
             )
         self.skipped_rows += int(blank.sum() + repeated.sum())
-        return frame[~(blank | repeated)]
+        return blank | repeated
 
     def _count_issue(self, issue: Issue) -> None:
         self.issue_counts[issue.kind] += 1
@@ -915,6 +927,7 @@ class _Accumulator:
     def _uuid_check(
         self,
         uuid: ObjArray,
+        present: BoolArray,
         tickers: list[str],
         t_codes: IntArray,
         strategies: list[str | None],
@@ -931,7 +944,6 @@ class _Accumulator:
         case-insensitively and number-aware, to say which part disagrees.
         """
         n = len(uuid)
-        present = ~pd.isna(uuid)
         day_labels = np.datetime_as_string(entry_lut.astype("datetime64[D]")).astype(object)
         windows_ok = ~(np.isnan(short) | np.isnan(long_))
         strategy_missing = np.array([s is None for s in strategies], dtype=bool)[g_codes]
