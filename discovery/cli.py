@@ -274,6 +274,193 @@ def inventory_rows(book: object, inv: object) -> list[dict[str, Any]]:
     return rows
 
 
+def parse_budgets(values: list[str]) -> dict[str, int]:
+    """`--budget service=N` (repeatable) → {service: N}; a bad value is a usage error."""
+    from discovery.settings import SERVICE_NAMES
+
+    out: dict[str, int] = {}
+    for value in values:
+        name, sep, number = value.partition("=")
+        if not sep or name not in SERVICE_NAMES or not number.isdigit():
+            fail(
+                f"--budget {value!r} is not valid: use SERVICE=N with SERVICE one of "
+                f"{', '.join(SERVICE_NAMES)} and N a whole number."
+            )
+        out[name] = int(number)
+    return out
+
+
+@app.command()
+def refresh(
+    portfolios: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Portfolios to refresh (default: every portfolio in raw/trade_history)."
+        ),
+    ] = None,
+    all_portfolios: Annotated[
+        bool,
+        typer.Option("--all", help="Refresh every portfolio (the default when none is named)."),
+    ] = False,
+    horizon_hours: Annotated[
+        float, typer.Option(min=0, help="Re-fetch entries that expire within this many hours.")
+    ] = 12.0,
+    budget: Annotated[
+        list[str] | None,
+        typer.Option(help="Nightly budget SERVICE=N (repeatable; default half the daily quota)."),
+    ] = None,
+    data_root: DataRootOption = None,
+    config: ConfigOption = None,
+    json_out: JsonOption = False,
+    sandbox: SandboxOption = False,
+    offline: OfflineOption = False,
+) -> None:
+    """Keep the cache warm: re-fetch what discover would plan and what expires soon, in budget."""
+    from datetime import timedelta
+
+    from cache.atomic import atomic_write_json
+    from discovery.ledger import RunRecord
+    from discovery.pipeline import record_in_ledger
+    from discovery.refresh import refresh_async, refresh_report_path
+    from discovery.runlock import RunLock
+
+    settings = settings_from(data_root, config)
+    budgets = parse_budgets(budget or [])
+    names = [] if all_portfolios else list(portfolios or [])
+    layout = settings.layout
+    layout.state_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock.for_refresh(layout.state_dir)
+    if not lock.acquire():
+        message = f"refresh already running (pid {lock.holder_pid()})"
+        if json_out:
+            print_json({"status": "already_running", "message": message})
+        else:
+            stdout.print(message, markup=False)
+        raise typer.Exit(EXIT_OK)
+    try:
+        with upstream_for(settings, sandbox, offline) as (upstream, url):
+            result = guarded(
+                lambda: asyncio.run(
+                    refresh_async(
+                        settings,
+                        names,
+                        upstream=upstream,  # type: ignore[arg-type]
+                        sandbox_url=url,
+                        horizon=timedelta(hours=horizon_hours),
+                        budgets=budgets,
+                    )
+                )
+            )
+    finally:
+        lock.release()
+    started = _today()
+    path = refresh_report_path(layout.refresh_reports_dir, started.date(), result.run_id)
+    body = result.to_json()
+    atomic_write_json(path, body)
+    code = 3 if result.failed else 0
+    record_in_ledger(
+        layout.state_dir,
+        RunRecord(
+            run_id=result.run_id,
+            kind="refresh",
+            portfolio=",".join(result.portfolios)[:200] or None,
+            started_at=started,
+            duration_ms=int(result.duration_ms),
+            network_requests=sum(int(u.get("network_requests", 0)) for u in result.usage.values()),
+            cache_hits=sum(int(u.get("cache_hits", 0)) for u in result.usage.values()),
+            gaps=len(result.failed) + len(result.skipped_budget),
+            peak_rss_mb=0.0,
+            exit_code=code,
+            upstream=upstream,
+            per_service={k: dict(v) for k, v in result.usage.items()},
+        ),
+    )
+    if json_out:
+        print_json({**{k: v for k, v in body.items() if k != "details"}, "report_path": str(path)})
+    else:
+        stdout.print(
+            f"refreshed {body['refreshed']}, already fresh {body['skipped_fresh']}, "
+            f"over budget {body['skipped_budget']}, failed {body['failed']} "
+            f"in {body['duration_ms'] / 1000:.1f} s",
+            markup=False,
+        )
+        used = ", ".join(
+            f"{k} {v}/{body['budget'].get(k) if body['budget'].get(k) is not None else '∞'}"
+            for k, v in sorted(body["budget_used"].items())
+        )
+        if used:
+            stdout.print(f"budget used: {used}", markup=False)
+        stdout.print(f"report: {path}", markup=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def services(
+    data_root: DataRootOption = None,
+    config: ConfigOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Configured services: key present (never shown), limits, quota left, last breaker state."""
+    from cache.store import CacheRoot
+    from discovery.ledger import Ledger, LedgerError
+    from discovery.upstream import service_configs
+    from services.hub import ServiceHub
+
+    settings = settings_from(data_root, config)
+    layout = settings.layout
+    upstream = "sandbox" if settings.sandbox_url else "live"
+    configs = service_configs(settings, upstream, settings.sandbox_url)  # type: ignore[arg-type]
+    last_breaker: dict[str, str] = {}
+    ledger_path = layout.state_dir / "ledger.sqlite"
+    if ledger_path.is_file():
+        try:
+            with Ledger(ledger_path) as ledger:
+                for run in reversed(ledger.recent_runs(20)):
+                    for name, fig in run.per_service.items():
+                        last_breaker[name] = str(fig.get("breaker_state") or "")
+        except LedgerError:
+            pass
+    hub = ServiceHub(configs, CacheRoot(layout.cache_dir), layout.state_dir)
+    rows: list[dict[str, Any]] = []
+    for name in configs:
+        st = hub.status(name)
+        rows.append(
+            {
+                "service": name,
+                "enabled": st.enabled,
+                "configured": st.configured,
+                "reason": st.reason,
+                "key_present": st.has_credential,
+                "upstream": st.upstream,
+                "base_urls": dict(st.base_urls or {}),
+                "rate_per_second": st.rate_per_second,
+                "daily_quota": st.daily_quota,
+                "quota_used_today": st.quota_used_today,
+                "quota_left": st.quota_left,
+                "max_connections": st.max_connections,
+                "last_breaker_state": last_breaker.get(name),
+            }
+        )
+    if json_out:
+        print_json({"services": rows})
+        return
+    table = Table(title="Services")
+    for col in ("service", "ready", "key", "rate/s", "quota/day", "used", "left", "breaker"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["service"],
+            "yes" if r["configured"] and r["enabled"] else f"no ({r['reason'] or 'disabled'})",
+            "present" if r["key_present"] else "—",
+            f"{r['rate_per_second']:.2f}",
+            "—" if r["daily_quota"] is None else str(r["daily_quota"]),
+            str(r["quota_used_today"]),
+            "—" if r["quota_left"] is None else str(r["quota_left"]),
+            r["last_breaker_state"] or "—",
+        )
+    stdout.print(table)
+
+
 def main() -> None:
     """Console-script entry point: exit codes per DESIGN.md §4, no traceback for user errors."""
     try:

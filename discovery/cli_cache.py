@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -23,6 +23,7 @@ from discovery.cli_common import (
     JsonOption,
     print_json,
     settings_from,
+    stderr,
     stdout,
 )
 
@@ -47,11 +48,27 @@ def _cache_dir(data_root: Path | None) -> tuple[Path, Path]:
     return layout.cache_dir, layout.cache_report_path(_now().date())
 
 
+def _ledger_trend(root: Path) -> list[dict[str, Any]] | None:
+    """Daily hit ratio of `discover` runs from the run ledger (None when there is no ledger)."""
+    from discovery.layout import DataLayout
+    from discovery.ledger import Ledger, LedgerError
+
+    path = DataLayout(root).state_dir / "ledger.sqlite"
+    if not path.is_file():
+        return None
+    try:
+        with Ledger(path) as ledger:
+            return ledger.hit_ratio_trend(30, kind="discover")
+    except LedgerError as exc:
+        stderr.print(f"warning: run ledger unreadable, no trend shown ({exc})", markup=False)
+        return None
+
+
 @cache_app.command("report")
 def report_command(data_root: DataRootOption = None, as_json: JsonOption = False) -> None:
     """Measure the cache (read-only): entries, bytes, freshness, hit ratios, strays, advice."""
     cache_dir, report_path = _cache_dir(data_root)
-    report = build_cache_report(cache_dir, now=_now())
+    report = build_cache_report(cache_dir, now=_now(), trend=_ledger_trend(cache_dir.parent))
     atomic_write_json(report_path, report)
     if as_json:
         print_json(report)

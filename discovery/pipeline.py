@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -23,6 +24,7 @@ from discovery.assemble import AssembleInputs, assemble_report
 from discovery.ceilings import MemoryCeiling, peak_rss_mb
 from discovery.errors import InputError
 from discovery.inventory import Inventory, build_inventory
+from discovery.ledger import Ledger, LedgerError, RunRecord
 from discovery.plan import (
     TIMEFRAMES,
     Availability,
@@ -43,6 +45,7 @@ from services.hub import ServiceHub
 from services.spec import FetchResult, ServiceRequest
 
 Clock = Callable[[], datetime]
+log = logging.getLogger("tradescout")
 ProgressHook = Callable[[str, str], None]  # (service, event) event: planned|done|hit|error
 
 
@@ -377,6 +380,23 @@ async def discover_async(
             cache.namespace(store_name).record_last_run(run_id)
         fault = any(g.is_fault for g in gaps)
         code = 3 if fault or fetched.stopped_early else 0
+        record_in_ledger(
+            layout.state_dir,
+            RunRecord(
+                run_id=run_id,
+                kind="discover",
+                portfolio=options.portfolio,
+                started_at=started,
+                duration_ms=int(sum(timings.values())),
+                network_requests=sum(int(u.get("network_requests", 0)) for u in usage.values()),
+                cache_hits=sum(int(u.get("cache_hits", 0)) for u in usage.values()),
+                gaps=len(gaps),
+                peak_rss_mb=report["discovery_metadata"]["peak_rss_mb"],
+                exit_code=code,
+                upstream=upstream,
+                per_service={k: dict(v) for k, v in usage.items()},
+            ),
+        )
         return Outcome(
             code,
             report=report,
@@ -387,6 +407,15 @@ async def discover_async(
         )
     finally:
         cache.close()
+
+
+def record_in_ledger(state_dir: Path, row: RunRecord) -> None:
+    """Append the run to the ledger; a broken ledger is a warning, never a failed run."""
+    try:
+        with Ledger.in_state_dir(state_dir) as ledger:
+            ledger.record_run(row)
+    except LedgerError as exc:
+        log.warning("run ledger not updated: %s", exc)
 
 
 def cache_inventory(cache: CacheRoot) -> dict[str, Any]:

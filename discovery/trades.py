@@ -68,7 +68,6 @@ TEXT_COLUMNS: tuple[str, ...] = (
     "Exit_Timestamp",
     "Direction",
     "Status",
-    "X_Status",
 )
 NUMBER_COLUMNS: tuple[str, ...] = (
     "Short_Window",
