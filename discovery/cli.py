@@ -58,7 +58,10 @@ app.command("schedule", help="Print or install the nightly `refresh` schedule (c
 
 PortfolioArg = Annotated[
     str,
-    typer.Argument(help="Portfolio name: raw/trade_history/{NAME}.csv or {NAME}_{YYYYMMDD}.csv"),
+    typer.Argument(
+        metavar="PORTFOLIO",
+        help="Portfolio name: raw/trade_history/NAME.csv or NAME_YYYYMMDD.csv",
+    ),
 ]
 SandboxOption = Annotated[
     bool,

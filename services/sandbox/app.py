@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -53,7 +54,7 @@ class ServiceStats:
 class ReplyCache:
     """A small LRU of encoded replies, bounded by total bytes."""
 
-    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, max_bytes: int = 32 * 1024 * 1024) -> None:
         self._items: OrderedDict[tuple[Any, ...], Reply] = OrderedDict()
         self._bytes = 0
         self._max = max_bytes
@@ -142,7 +143,10 @@ class UpstreamEndpoint:
         service = params["service"]
         upstream = UPSTREAMS.get(service)
         if upstream is None:
-            message = f"unknown sandbox service {service!r}; known: {', '.join(SERVICE_NAMES)}"
+            if service == "_sandbox":
+                message = f"no admin route for {scope['method']} {scope['path']}"
+            else:
+                message = f"unknown sandbox service {service!r}; known: {', '.join(SERVICE_NAMES)}"
             await send_reply(send, json_reply({"error": message}, 404))
             return
         stats = state.stats[service]
@@ -368,7 +372,12 @@ def create_app(
         yield
         state.released.set()
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        return _admin_json({"error": str(getattr(exc, "detail", "error"))}, status)
+
     app = SandboxApp(
+        exception_handlers={HTTPException: http_error},
         routes=[
             *_admin_routes(state),
             Route("/{service}/{rest:path}", endpoint),

@@ -39,8 +39,8 @@ def _config(app: SandboxApp, host: str, port: int | None = None, **extra: object
         app,
         host=host,
         port=port or 0,
-        http="h11",
-        loop="asyncio",
+        http="auto",  # httptools when installed (about twice h11's speed), else h11
+        loop="auto",
         lifespan="on",
         access_log=False,
         log_level="warning",

@@ -171,8 +171,29 @@ def day_timestamps(year: int, market: Market) -> tuple[int, ...]:
     return tuple(bar_timestamp(d, market) for d in trading_days(year, market))
 
 
-@lru_cache(maxsize=2048)
-def year_bars(walk: Walk, year: int) -> Bars:
+@dataclass(frozen=True)
+class YearBars:
+    """One symbol's year, compact (numpy columns; days and timestamps shared by all symbols)."""
+
+    days: tuple[date, ...]
+    timestamps: tuple[int, ...]
+    columns: np.ndarray  # rows: open, high, low, close (rounded), volume
+
+    def bars(self, lo: int, hi: int) -> Bars:
+        o, h, low, c, v = self.columns[:, lo:hi]
+        return Bars(
+            list(self.days[lo:hi]),
+            list(self.timestamps[lo:hi]),
+            o.tolist(),
+            h.tolist(),
+            low.tolist(),
+            c.tolist(),
+            v.astype(np.int64).tolist(),
+        )
+
+
+@lru_cache(maxsize=1024)
+def year_bars(walk: Walk, year: int) -> YearBars:
     """Daily OHLCV of one symbol in `year`: a Brownian bridge in log space between two anchors.
 
     numpy draws the noise (one generator per symbol and year, so any year is computed alone).
@@ -191,17 +212,9 @@ def year_bars(walk: Walk, year: int) -> Bars:
     spread = np.abs(noise[2, :n] * sigma * 0.6)
     high = np.maximum(open_, close) * (1.0 + spread)
     low = np.minimum(open_, close) * (1.0 - spread * 0.9)
-    volume = np.round(walk.base_volume * np.exp(noise[3, :n] * 0.35)).astype(np.int64)
-    d = walk.decimals
-    return Bars(
-        list(days),
-        list(day_timestamps(year, walk.market)),
-        np.round(open_, d).tolist(),
-        np.round(high, d).tolist(),
-        np.round(low, d).tolist(),
-        np.round(close, d).tolist(),
-        volume.tolist(),
-    )
+    volume = np.round(walk.base_volume * np.exp(noise[3, :n] * 0.35))
+    prices = np.round(np.vstack((open_, high, low, close)), walk.decimals)
+    return YearBars(days, day_timestamps(year, walk.market), np.vstack((prices, volume)))
 
 
 def bars_between(walk: Walk, first: date, last: date) -> Bars:
@@ -209,7 +222,7 @@ def bars_between(walk: Walk, first: date, last: date) -> Bars:
     out = _empty()
     for year in range(first.year, last.year + 1):
         yb = year_bars(walk, year)
-        out.extend(yb.slice(bisect_left(yb.days, first), bisect_right(yb.days, last)))
+        out.extend(yb.bars(bisect_left(yb.days, first), bisect_right(yb.days, last)))
     return out
 
 
