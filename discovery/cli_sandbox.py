@@ -13,15 +13,7 @@ from typing import Annotated
 import typer
 
 from discovery.cli_common import fail, stdout
-from services.sandbox import (
-    MODES,
-    SERVICE_NAMES,
-    FaultSpec,
-    FaultSpecError,
-    faults_from_env,
-    parse_fault_spec,
-    serve_forever,
-)
+from services.sandbox.faults import MODES, FaultSpec, FaultSpecError, parse_fault_spec
 
 
 def _is_loopback(host: str) -> bool:
@@ -44,6 +36,9 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def _faults(flags: list[str]) -> list[FaultSpec]:
+    from services.sandbox.server import faults_from_env
+    from services.sandbox.upstreams import SERVICE_NAMES
+
     try:
         by_service = {f.service: f for f in faults_from_env()}
     except FaultSpecError as exc:
@@ -79,6 +74,9 @@ def sandbox_command(
     ] = False,
 ) -> None:
     """Serve synthetic Yahoo, FMP, Alpha Vantage, SEC, FRED, CoinGecko and IMF on loopback."""
+    from services.sandbox.server import serve_forever
+    from services.sandbox.upstreams import SERVICE_NAMES
+
     if not _is_loopback(host) and not allow_remote:
         fail(f"--host {host} is not a loopback address; add --allow-remote to serve on it.")
     specs = _faults(list(fault or []))

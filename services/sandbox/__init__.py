@@ -4,27 +4,36 @@ It stands apart from the product — nothing here imports `discovery`, `cache` o
 `services` module, and only the CLI imports it. Start it embedded with `SandboxServer` (tests,
 `--sandbox`) or in the foreground with `serve_forever` (`tradescout sandbox`); point the product
 at `{url}/{service}`.
+
+Names are resolved lazily (PEP 562): `tradescout --help` or a warm `discover` must not pay for
+importing Starlette, uvicorn and numpy when no sandbox is started.
 """
 
 from __future__ import annotations
 
-from services.sandbox.app import create_app
-from services.sandbox.faults import MODES, FaultSpec, FaultSpecError, parse_fault_spec
-from services.sandbox.server import SandboxServer, faults_from_env, serve_forever
-from services.sandbox.universe import coin_ids, crypto_pairs, equity_symbols
-from services.sandbox.upstreams import SERVICE_NAMES
+import importlib
+from typing import Any
 
-__all__ = [
-    "MODES",
-    "SERVICE_NAMES",
-    "FaultSpec",
-    "FaultSpecError",
-    "SandboxServer",
-    "coin_ids",
-    "create_app",
-    "crypto_pairs",
-    "equity_symbols",
-    "faults_from_env",
-    "parse_fault_spec",
-    "serve_forever",
-]
+_EXPORTS: dict[str, str] = {
+    "create_app": "services.sandbox.app",
+    "MODES": "services.sandbox.faults",
+    "FaultSpec": "services.sandbox.faults",
+    "FaultSpecError": "services.sandbox.faults",
+    "parse_fault_spec": "services.sandbox.faults",
+    "SandboxServer": "services.sandbox.server",
+    "faults_from_env": "services.sandbox.server",
+    "serve_forever": "services.sandbox.server",
+    "coin_ids": "services.sandbox.universe",
+    "crypto_pairs": "services.sandbox.universe",
+    "equity_symbols": "services.sandbox.universe",
+    "SERVICE_NAMES": "services.sandbox.upstreams",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'services.sandbox' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
