@@ -80,7 +80,6 @@ class ActivePosition:
     direction: str | None
     days_since_entry: int | None
     current_unrealized_pnl: float | None
-    x_status: str | None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -93,7 +92,6 @@ class ActivePosition:
             "direction": self.direction,
             "days_since_entry": self.days_since_entry,
             "current_unrealized_pnl": _ratio(self.current_unrealized_pnl),
-            "x_status": self.x_status,
         }
 
 
