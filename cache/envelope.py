@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import orjson
+
 Status = Literal["ok", "negative"]
 ENVELOPE_VERSION = 1
 
@@ -18,8 +20,37 @@ class CorruptEntry(Exception):
 
 
 def canonical_json(payload: Any) -> str:
-    """The canonical JSON form of a payload: sorted keys, no spaces, UTF-8 as is."""
+    """The canonical JSON form of a payload: sorted keys, no spaces, UTF-8 as is.
+
+    orjson does the common case several times faster than `json`; payloads it cannot encode
+    exactly (integers beyond 64 bits, NaN/Infinity, which it would silently turn into null) take
+    the standard library path, which gives the same bytes for everything orjson accepts.
+    """
+    try:
+        if not _has_special_floats(payload):
+            return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+    except (orjson.JSONEncodeError, TypeError):
+        pass
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _has_special_floats(value: Any) -> bool:
+    """NaN/Infinity anywhere in a JSON tree (orjson would write them as null)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_special_floats(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_special_floats(v) for v in value)
+    return False
+
+
+def loads(data: bytes | str) -> Any:
+    """Decode JSON (orjson; the standard library for what orjson refuses, such as NaN)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
 
 
 def payload_sha256(payload: Any) -> str:
@@ -169,7 +200,7 @@ class Envelope:
     def from_bytes(cls, data: bytes, *, verify: bool = True) -> Envelope:
         """Decode and (by default) verify the payload hash; any flaw is `CorruptEntry`."""
         try:
-            obj = json.loads(data)
+            obj = loads(data)
             if not isinstance(obj, dict) or obj.get("v") != ENVELOPE_VERSION:
                 raise CorruptEntry("not a tradescout envelope")
             if not set(obj) <= _ALL_FIELDS:
