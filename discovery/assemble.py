@@ -26,6 +26,7 @@ from discovery.plan import (
     VIX_SYMBOL,
     FetchPlan,
     macro_start,
+    subject_label,
     timeframe_start,
 )
 from discovery.report import (
@@ -78,16 +79,30 @@ class _Reader:
             return None
         return result
 
-    def parse(self, request: ServiceRequest, parser: Any, *args: Any, **kwargs: Any) -> Any:
+    def parse(
+        self,
+        request: ServiceRequest,
+        parser: Any,
+        *args: Any,
+        ticker: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """The parsed payload, or None (absent, negative, or unparseable → a gap)."""
         result = self.get(request)
         if result is None:
             return None
         try:
             return parser(result.payload, *args, **kwargs)
         except (BadResponse, ValueError, KeyError, TypeError, AttributeError) as exc:
-            subject = request.subjects[0] if request.subjects else None
             self.gaps.append(
-                Gap(subject, request.service, request.dataset, "bad_response", str(exc)[:200])
+                Gap(
+                    ticker,
+                    request.service,
+                    request.dataset,
+                    "bad_response",
+                    str(exc)[:200],
+                    ticker or subject_label(request),
+                )
             )
             return None
 
@@ -263,7 +278,7 @@ def ticker_data(
         # price history
         expected += 1
         chart_req = yahoo_finance.chart_request(ticker, inp.plan.price_range)
-        hist = reader.parse(chart_req, yahoo_finance.parse_chart)
+        hist = reader.parse(chart_req, yahoo_finance.parse_chart, ticker=ticker)
         if hist is not None:
             lo, hi = _ticker_window(perf.get(ticker, {}), start, inp.today)
             summary = price_summary(hist, lo, hi)
@@ -293,10 +308,10 @@ def ticker_data(
             local_entry = local.get(ticker)
             fmp_req = fmp.profile_request(ticker)
             av_req = alpha_vantage.overview_request(ticker)
-            profile = reader.parse(fmp_req, fmp.parse_profile)
+            profile = reader.parse(fmp_req, fmp.parse_profile, ticker=ticker)
             used = fmp_req
             if profile is None:
-                profile = reader.parse(av_req, alpha_vantage.parse_overview)
+                profile = reader.parse(av_req, alpha_vantage.parse_overview, ticker=ticker)
                 used = av_req
             if profile is not None:
                 entry["profile"] = _profile_json(profile)
@@ -322,7 +337,7 @@ def ticker_data(
             if cik is not None:
                 expected += 1
                 sub_req = sec_edgar.submissions_request(cik)
-                filings = reader.parse(sub_req, sec_edgar.parse_submissions)
+                filings = reader.parse(sub_req, sec_edgar.parse_submissions, ticker=ticker)
                 if filings is not None:
                     entry["filings"] = [
                         {
@@ -343,6 +358,41 @@ def ticker_data(
     return out, (present / expected if expected else 1.0)
 
 
+def _negative(inp: AssembleInputs, request: ServiceRequest) -> bool:
+    result = inp.results.get(request.cache_key())
+    return result is not None and result.status == "negative"
+
+
+def unexplained_gaps(
+    inp: AssembleInputs, tickers: Mapping[str, Mapping[str, Any]], known: Sequence[Gap]
+) -> list[Gap]:
+    """A missing price history or profile that no earlier gap explains: `not_found` when the
+    service said the symbol is unknown (inherent, not a fault), else `no_data`."""
+    explained = {(g.ticker, g.dataset) for g in known}
+    out: list[Gap] = []
+    for ticker, data in tickers.items():
+        if data["price_history"] is None and (ticker, "chart") not in explained:
+            chart = yahoo_finance.chart_request(ticker, inp.plan.price_range)
+            if _negative(inp, chart):
+                out.append(
+                    Gap(ticker, "yahoo_finance", "chart", "not_found", "unknown symbol", ticker)
+                )
+            else:
+                why = "no bars in the window"
+                out.append(Gap(ticker, "yahoo_finance", "chart", "no_data", why, ticker))
+        if (
+            data["profile"] is None
+            and coingecko.coin_id(ticker) is None
+            and not explained & {(ticker, "profile"), (ticker, "overview")}
+        ):
+            tried = [fmp.profile_request(ticker), alpha_vantage.overview_request(ticker)]
+            if any(_negative(inp, r) for r in tried):
+                out.append(Gap(ticker, "fmp", "profile", "not_found", "unknown symbol", ticker))
+            else:
+                out.append(Gap(ticker, "fmp", "profile", "no_data", "no profile found", ticker))
+    return out
+
+
 def assemble_report(inp: AssembleInputs) -> tuple[dict[str, Any], list[Gap]]:
     """The whole report (without stage timings and RSS, which the shell adds) and its gaps."""
     sections = inp.book.to_report_sections()
@@ -355,11 +405,7 @@ def assemble_report(inp: AssembleInputs) -> tuple[dict[str, Any], list[Gap]]:
     gaps = [Gap.from_planned(g) for g in inp.plan.gaps]
     gaps.extend(inp.fetch_gaps)
     gaps.extend(reader.gaps)
-    for ticker, data in tickers.items():
-        if data["price_history"] is None and not any(
-            g.ticker == ticker and g.dataset == "chart" for g in gaps
-        ):
-            gaps.append(Gap(ticker, "yahoo_finance", "chart", "no_data", "no bars in the window"))
+    gaps.extend(unexplained_gaps(inp, tickers, gaps))
     gaps = dedupe_gaps(gaps)
 
     cov = local["fundamental_analysis"].get("coverage", {})

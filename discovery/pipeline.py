@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cache.atomic import atomic_write_json
-from cache.store import CacheRoot, ReadState
+from cache.store import CacheRead, CacheRoot, ReadState, existing_namespaces
 from discovery import __version__
 from discovery.assemble import AssembleInputs, assemble_report
 from discovery.ceilings import MemoryCeiling, peak_rss_mb
@@ -40,8 +41,11 @@ from discovery.settings import Settings
 from discovery.trades import TradeBook, ingest
 from discovery.upstream import Upstream, service_configs
 from services import sec_edgar
+from services.config import ServiceConfig, resolve
 from services.errors import ServiceError
 from services.hub import ServiceHub
+from services.quota import QuotaLedger
+from services.registry import SPECS
 from services.spec import FetchResult, ServiceRequest
 
 Clock = Callable[[], datetime]
@@ -103,7 +107,7 @@ def load_local(
     layout = settings.layout
     with timer.stage("ingest"):
         csv_path = resolve_portfolio(layout, portfolio)
-        book = ingest(csv_path, chunk_rows=settings.csv_chunk_rows)
+        book = ingest(csv_path, chunk_rows=settings.csv_chunk_rows, as_of=today)
     with timer.stage("inventory"):
         inventory = build_inventory(
             layout, book.ticker_symbols, today=today, max_age_days=settings.max_local_age_days
@@ -116,48 +120,72 @@ def open_tickers(book: TradeBook) -> list[str]:
     return [t for t, stats in book.tickers.items() if stats.active_trades > 0]
 
 
-def _coverage_from(read_state: ReadState, negative: bool) -> Coverage:
-    if read_state == ReadState.FRESH:
+def _coverage_of(read: CacheRead) -> Coverage:
+    if read.state == ReadState.FRESH:
+        negative = read.envelope is not None and read.envelope.status == "negative"
         return "negative" if negative else "fresh"
-    return "stale" if read_state == ReadState.STALE else "miss"
+    return "stale" if read.state == ReadState.STALE else "miss"
 
 
 def coverage_lookup(hub: ServiceHub) -> Callable[[ServiceRequest], Coverage]:
     def lookup(request: ServiceRequest) -> Coverage:
-        read = hub.peek(request)
-        negative = read.envelope is not None and read.envelope.status == "negative"
-        return _coverage_from(read.state, negative)
+        return _coverage_of(hub.peek(request))
 
     return lookup
+
+
+def availability_of(
+    offline: bool,
+    unconfigured_reason: str | None,
+    quota_left: int | None,
+    exhausted_for_run: bool = False,
+    breaker_state: str = "closed",
+) -> Availability:
+    """Whether a service may be called this run (pure; the first reason that applies wins)."""
+    if offline:
+        return Availability(False, "offline")
+    if unconfigured_reason is not None:
+        return Availability(False, "not_configured")
+    if exhausted_for_run or (quota_left is not None and quota_left <= 0):
+        return Availability(False, "quota_exhausted")
+    if breaker_state == "open":
+        return Availability(False, "circuit_open")
+    return Availability(True)
 
 
 def availability_lookup(hub: ServiceHub) -> Callable[[str], Availability]:
     def lookup(service: str) -> Availability:
         status = hub.status(service)
-        if hub.offline:
-            return Availability(False, "offline")
-        if not status.configured:
-            return Availability(False, "not_configured")
-        if status.quota_exhausted_for_run or (
-            status.quota_left is not None and status.quota_left <= 0
-        ):
-            return Availability(False, "quota_exhausted")
-        if status.breaker_state == "open":
-            return Availability(False, "circuit_open")
-        return Availability(True)
+        return availability_of(
+            hub.offline,
+            status.reason,
+            status.quota_left,
+            status.quota_exhausted_for_run,
+            status.breaker_state,
+        )
 
     return lookup
 
 
-def cached_cik_map(hub: ServiceHub) -> Mapping[str, str] | None:
-    read = hub.peek(sec_edgar.company_tickers_request())
+def _cik_map_from(read: CacheRead) -> Mapping[str, str] | None:
     if read.state == ReadState.FRESH and read.envelope is not None and read.envelope.status == "ok":
         return sec_edgar.parse_company_tickers(read.envelope.payload)
     return None
 
 
-def plan_for(
-    hub: ServiceHub, book: TradeBook, inventory: Inventory, options: DiscoverOptions, today: date
+def cached_cik_map(hub: ServiceHub) -> Mapping[str, str] | None:
+    return _cik_map_from(hub.peek(sec_edgar.company_tickers_request()))
+
+
+def build_plan_with(
+    book: TradeBook,
+    inventory: Inventory,
+    options: DiscoverOptions,
+    today: date,
+    *,
+    coverage: Callable[[ServiceRequest], Coverage],
+    availability: Callable[[str], Availability],
+    cik_map: Mapping[str, str] | None,
 ) -> FetchPlan:
     return build_plan(
         tickers=book.ticker_symbols,
@@ -165,12 +193,94 @@ def plan_for(
         first_entry=book.summary.first_entry_date,
         today=today,
         locally_covered=inventory.fresh_files(),
-        cik_map=cached_cik_map(hub),
-        coverage=coverage_lookup(hub),
-        availability=availability_lookup(hub),
+        cik_map=cik_map,
+        coverage=coverage,
+        availability=availability,
         benchmark=options.benchmark,
         timeframe=options.timeframe,
     )
+
+
+def plan_for(
+    hub: ServiceHub, book: TradeBook, inventory: Inventory, options: DiscoverOptions, today: date
+) -> FetchPlan:
+    return build_plan_with(
+        book,
+        inventory,
+        options,
+        today,
+        coverage=coverage_lookup(hub),
+        availability=availability_lookup(hub),
+        cik_map=cached_cik_map(hub),
+    )
+
+
+def quota_used_readonly(state_dir: Path, day: date) -> dict[tuple[str, str], int]:
+    """Calls counted today per (upstream, service), read without creating or changing a file
+    (an absent or unreadable ledger reads as "nothing used": the real run checks again)."""
+    path = state_dir / QuotaLedger.FILE_NAME
+    if not path.is_file():
+        return {}
+    # Without a WAL file the database is complete on its own: `immutable` reads it without
+    # creating -wal/-shm files. With one (a run in progress), a read-only WAL reader is needed.
+    wal = path.with_name(path.name + "-wal").exists()
+    mode = "mode=ro" if wal else "mode=ro&immutable=1"
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True, timeout=5.0)
+    except sqlite3.Error:
+        return {}
+    try:
+        rows = db.execute(
+            "SELECT upstream, service, used FROM quota_usage WHERE day=?", (day.isoformat(),)
+        ).fetchall()
+    except sqlite3.Error:
+        return {}
+    finally:
+        db.close()
+    return {(str(u), str(s)): int(n) for u, s, n in rows}
+
+
+def dry_run_plan(
+    settings: Settings,
+    configs: Mapping[str, ServiceConfig],
+    book: TradeBook,
+    inventory: Inventory,
+    options: DiscoverOptions,
+    today: date,
+) -> FetchPlan:
+    """The plan as `discover` would build it, creating no file or directory: only namespaces
+    already on disk are opened, the quota ledger is read read-only, no client is built."""
+    layout = settings.layout
+    effective = {name: resolve(spec, configs.get(name)) for name, spec in SPECS.items()}
+    present = set(existing_namespaces(layout.cache_dir))
+    used = quota_used_readonly(layout.state_dir, today)
+    cache = CacheRoot(layout.cache_dir, size_limit_bytes=settings.cache_size_limit_mb << 20)
+
+    def peek(request: ServiceRequest) -> CacheRead:
+        if request.service not in present:
+            return CacheRead(ReadState.MISS)
+        key = request.cache_key(effective[request.service].upstream)
+        return cache.namespace(request.service).peek(key)
+
+    def availability(service: str) -> Availability:
+        eff = effective[service]
+        left = None
+        if eff.daily_quota is not None:
+            left = max(0, eff.daily_quota - used.get((eff.upstream, service), 0))
+        return availability_of(options.upstream == "offline", eff.unconfigured_reason, left)
+
+    try:
+        return build_plan_with(
+            book,
+            inventory,
+            options,
+            today,
+            coverage=lambda r: _coverage_of(peek(r)),
+            availability=availability,
+            cik_map=_cik_map_from(peek(sec_edgar.company_tickers_request())),
+        )
+    finally:
+        cache.close()
 
 
 async def _fetch_one(
@@ -193,14 +303,14 @@ async def _fetch_one(
         if result.status == "ok":
             return
     if last_error is not None and not any(c.cache_key() in out.results for c in candidates):
-        subject = item.request.subjects[0] if item.request.subjects else None
         out.gaps.append(
             Gap(
-                subject,
+                item.ticker,
                 last_error.service,
                 item.request.dataset,
                 last_error.reason,
                 last_error.detail,
+                item.label,
             )
         )
 
@@ -222,9 +332,15 @@ async def run_fetches(
             if ceiling is not None and ceiling.hard_reached:
                 out.stopped_early = "memory_ceiling"
                 for item in pending:
-                    subject = item.request.subjects[0] if item.request.subjects else None
                     out.gaps.append(
-                        Gap(subject, item.service, item.request.dataset, "memory_ceiling", None)
+                        Gap(
+                            item.ticker,
+                            item.service,
+                            item.request.dataset,
+                            "memory_ceiling",
+                            "memory limit reached: not scheduled",
+                            item.label,
+                        )
                     )
                 pending.clear()
                 break
@@ -285,16 +401,24 @@ async def fetch_stage(
                     progress=progress,
                 )
             else:
+                reason, detail = cik_map_missing_reason(plan, out)
                 for ticker in plan.filings_pending:
-                    out.gaps.append(
-                        Gap(ticker, "sec_edgar", "filings", "cik_map_unavailable", None)
-                    )
+                    out.gaps.append(Gap(ticker, "sec_edgar", "submissions", reason, detail, ticker))
     finally:
         if watcher is not None:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
     return out, phase2
+
+
+def cik_map_missing_reason(plan: FetchPlan, out: FetchOutcome) -> tuple[str, str]:
+    """Why the filings could not be planned: the CIK map's own gap reason (offline, not
+    configured, service down…) when there is one."""
+    for gap in [*(Gap.from_planned(g) for g in plan.gaps), *out.gaps]:
+        if gap.service == "sec_edgar" and gap.dataset == "cik_map":
+            return gap.reason, "the SEC CIK map is not available"
+    return "cik_map_unavailable", "the SEC CIK map is not available"
 
 
 def new_run_id(now: datetime) -> str:
@@ -326,6 +450,10 @@ async def discover_async(
     layout = settings.layout
     upstream = options.upstream
     configs = service_configs(settings, upstream, options.sandbox_url)
+    if options.dry_run:
+        with timer.stage("plan"):
+            plan = dry_run_plan(settings, configs, book, inventory, options, today)
+        return Outcome(0, plan=plan, summary=render_plan(plan))
     cache = CacheRoot(layout.cache_dir, size_limit_bytes=settings.cache_size_limit_mb << 20)
     max_conc = options.max_concurrency or settings.max_concurrency
     hub = ServiceHub(
@@ -339,8 +467,6 @@ async def discover_async(
     try:
         with timer.stage("plan"):
             plan = plan_for(hub, book, inventory, options, today)
-        if options.dry_run:
-            return Outcome(0, plan=plan, summary=render_plan(plan))
         limit = options.memory_limit_mb or settings.memory_limit_mb
         ceiling = MemoryCeiling(limit)
         async with hub:
@@ -428,10 +554,13 @@ def cache_inventory(cache: CacheRoot) -> dict[str, Any]:
 
 
 def render_plan(plan: FetchPlan) -> str:
-    lines = [f"{'service':<14} {'dataset':<16} {'key':<48} reason"]
+    """The dry-run listing: one line per planned request (service, dataset, what for, reason,
+    cache key), then the totals."""
+    lines = [f"{'service':<14} {'dataset':<13} {'subject':<16} {'reason':<58} key"]
     for item in plan.fetches:
         lines.append(
-            f"{item.service:<14} {item.request.dataset:<16} {item.key[:48]:<48} {item.reason}"
+            f"{item.service:<14} {item.request.dataset:<13} {item.label[:16]:<16} "
+            f"{item.reason:<58} {item.key}"
         )
     totals = plan.planned_by_service()
     lines.append("")

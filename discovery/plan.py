@@ -46,6 +46,12 @@ class PlannedFetch:
     request: ServiceRequest
     reason: str
     fallback: ServiceRequest | None = None  # tried when the primary is unusable or not-found
+    ticker: str | None = None  # the portfolio ticker it serves (None: market context)
+
+    @property
+    def label(self) -> str:
+        """What a gap for this fetch is about: the ticker, else the request's subjects."""
+        return self.ticker or subject_label(self.request)
 
     @property
     def service(self) -> str:
@@ -72,6 +78,12 @@ class PlannedGap:
     dataset: str
     reason: str
     detail: str | None = None
+    subject: str | None = None  # the ticker, or the market series/coin the gap is about
+
+
+def subject_label(request: ServiceRequest) -> str:
+    """A short name for what a request is about (`FEDFUNDS`, `bitcoin,ethereum`, `market`)."""
+    return ",".join(request.subjects) if request.subjects else "market"
 
 
 @dataclass(frozen=True)
@@ -153,7 +165,7 @@ class _Planner:
         fallback: ServiceRequest | None = None,
     ) -> None:
         """Cover `request` from the cache, or plan it (or its fallback), or record a gap."""
-        label = subject or "market"
+        label = subject or subject_label(request)
         chain = [request] if fallback is None else [request, fallback]
         blocked: list[tuple[ServiceRequest, str, bool]] = []
         all_negative = True
@@ -176,19 +188,27 @@ class _Planner:
                 why += f" (fallback from {request.service})"
             rest = chain[i + 1 :]
             self.fetches.setdefault(
-                candidate.cache_key(), PlannedFetch(candidate, why, rest[0] if rest else None)
+                candidate.cache_key(),
+                PlannedFetch(candidate, why, rest[0] if rest else None, ticker=subject),
             )
             return
         if all_negative:
             self.gaps.append(
                 PlannedGap(
-                    subject, request.service, request.dataset, "not_found", "cached negative"
+                    subject,
+                    request.service,
+                    request.dataset,
+                    "not_found",
+                    "cached negative",
+                    subject=label,
                 )
             )
             return
         first, why_not, stale = blocked[0]
         detail = "stale cache entry will be used" if stale else None
-        self.gaps.append(PlannedGap(subject, first.service, first.dataset, why_not, detail))
+        self.gaps.append(
+            PlannedGap(subject, first.service, first.dataset, why_not, detail, subject=label)
+        )
 
 
 def build_plan(
@@ -221,11 +241,10 @@ def build_plan(
     planner.want(
         yahoo_finance.chart_request(benchmark, price_range),
         f"benchmark {benchmark} return over the period",
-        subject=benchmark,
+        subject=None,
     )
-    planner.want(
-        yahoo_finance.chart_request(VIX_SYMBOL, "1mo"), "VIX level and regime", subject=VIX_SYMBOL
-    )
+    vix = yahoo_finance.chart_request(VIX_SYMBOL, "1mo")
+    planner.want(vix, "VIX level and regime", subject=None)
     for series in MACRO_SERIES:
         planner.want(
             fred.observations_request(series, macro_start(today)),
@@ -288,7 +307,14 @@ def plan_filings(planner: _Planner, tickers: Iterable[str], cik_map: Mapping[str
         cik = cik_map.get(ticker) or cik_map.get(ticker.replace(".", "-"))
         if cik is None:
             planner.gaps.append(
-                PlannedGap(ticker, "sec_edgar", "filings", "not_found", "not in the SEC CIK map")
+                PlannedGap(
+                    ticker,
+                    "sec_edgar",
+                    "submissions",
+                    "not_found",
+                    "not in the SEC CIK map",
+                    subject=ticker,
+                )
             )
             continue
         planner.want(

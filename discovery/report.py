@@ -37,10 +37,15 @@ class Gap:
     dataset: str
     reason: str
     detail: str | None = None
+    subject: str | None = None  # the ticker, or the market series/coin (None: the ticker)
 
     @classmethod
     def from_planned(cls, gap: PlannedGap) -> Gap:
-        return cls(gap.ticker, gap.service, gap.dataset, gap.reason, gap.detail)
+        return cls(gap.ticker, gap.service, gap.dataset, gap.reason, gap.detail, gap.subject)
+
+    @property
+    def about(self) -> str:
+        return self.subject or self.ticker or self.dataset
 
     @property
     def is_fault(self) -> bool:
@@ -54,6 +59,7 @@ class Gap:
             "dataset": self.dataset,
             "reason": self.reason,
             "detail": self.detail,
+            "subject": self.about,
         }
 
 
@@ -76,10 +82,11 @@ def confidence(components: Mapping[str, float]) -> float:
 
 
 def dedupe_gaps(gaps: Sequence[Gap]) -> list[Gap]:
-    seen: set[tuple[str | None, str | None, str]] = set()
+    """One gap per (ticker, service, dataset, subject): the first reason found wins."""
+    seen: set[tuple[str | None, str | None, str, str]] = set()
     out: list[Gap] = []
     for gap in gaps:
-        ident = (gap.ticker, gap.service, gap.dataset)
+        ident = (gap.ticker, gap.service, gap.dataset, gap.about)
         if ident not in seen:
             seen.add(ident)
             out.append(gap)

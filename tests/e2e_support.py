@@ -1,0 +1,139 @@
+"""Helpers and fixtures for the end-to-end discover tests (real sockets, the embedded sandbox)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bench.gen_trades import write_trades_csv
+from services.sandbox.limits import Window
+from services.sandbox.server import SandboxServer
+from services.sandbox.universe import equity_symbols
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_DATA = REPO / "data"
+TRADESCOUT = Path(sys.executable).parent / "tradescout"
+SERVICES = ("yahoo_finance", "fmp", "alpha_vantage", "sec_edgar", "fred", "coingecko", "imf")
+FAST_LIMITS = {name: Window(10_000, 1.0) for name in SERVICES}
+FAST_TOML = "".join(
+    f"[services.{name}]\nrate_per_second = 200\nmax_connections = 8\n\n" for name in SERVICES
+)
+SECRET_ENV = (
+    "FMP_API_KEY",
+    "ALPHA_VANTAGE_API_KEY",
+    "FRED_API_KEY",
+    "COINGECKO_API_KEY",
+    "SEC_EDGAR_USER_AGENT",
+)
+
+
+def local_tickers() -> set[str]:
+    """Tickers with a demo fundamental file (these are covered locally when fresh)."""
+    return {
+        p.name.rsplit("_", 1)[0] for p in (DEMO_DATA / "outputs/fundamental_analysis").glob("*.md")
+    }
+
+
+def plain_tickers(n: int) -> list[str]:
+    """`n` US stocks the sandbox knows (Yahoo, FMP, SEC) that have no local analysis file."""
+    have = local_tickers()
+    out = [t for t in equity_symbols(us_only=True) if t not in have][:n]
+    assert len(out) == n
+    return out
+
+
+def make_root(
+    tmp: Path, tickers: Sequence[str], *, name: str = "small", rows: int | None = None
+) -> Path:
+    """A copy of the demo data root plus a generated portfolio `name` over `tickers`."""
+    root = tmp / "data"
+    shutil.copytree(DEMO_DATA, root)
+    write_trades_csv(
+        root / "raw" / "trade_history" / f"{name}.csv",
+        rows or 2 * len(tickers),
+        list(tickers),
+        seed=11,
+    )
+    return root
+
+
+def fast_config(tmp: Path) -> Path:
+    path = tmp / "tradescout.toml"
+    path.write_text(FAST_TOML, encoding="utf-8")
+    return path
+
+
+def stats(url: str) -> dict[str, dict[str, int]]:
+    answer: dict[str, dict[str, int]] = httpx.get(f"{url}/_sandbox/stats").json()["services"]
+    return answer
+
+
+def requests_by_service(url: str) -> dict[str, int]:
+    return {name: s["requests"] for name, s in stats(url).items() if s["requests"]}
+
+
+def reset(url: str) -> None:
+    httpx.post(f"{url}/_sandbox/reset").raise_for_status()
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The test process's environment without credentials or tradescout settings."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("TRADESCOUT_") and k not in SECRET_ENV
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def run_cli(
+    args: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 90,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(TRADESCOUT), *args],
+        cwd=cwd,
+        env=clean_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def listing(root: Path) -> dict[str, int]:
+    """Every path under `root` with its size (directories as -1)."""
+    out: dict[str, int] = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        out[rel] = -1 if path.is_dir() else path.stat().st_size
+    return out
+
+
+def report_files(root: Path) -> list[Path]:
+    return sorted((root / "outputs" / "trade_history" / "discovery").glob("*.json"))
+
+
+@pytest.fixture
+def fast_sandbox() -> Iterator[SandboxServer]:
+    """The sandbox with every rate limit raised (pair with `fast_config`)."""
+    with SandboxServer(faults=(), rate_limits=FAST_LIMITS) as server:
+        yield server
+
+
+def gaps_of(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    gaps: list[dict[str, Any]] = report["gaps"]
+    return gaps
