@@ -80,13 +80,17 @@ def _today() -> datetime:
 
 @contextlib.contextmanager
 def upstream_for(
-    settings: Settings, sandbox: bool, offline: bool
+    settings: Settings, sandbox: bool, offline: bool, *, start: bool = True
 ) -> Iterator[tuple[str, str | None]]:
-    """Decide live / sandbox / offline; start the embedded sandbox when asked."""
+    """Decide live / sandbox / offline; start the embedded sandbox when asked (and needed:
+    a dry run plans against the sandbox's cache keys but sends nothing)."""
     if sandbox and offline:
         fail("--sandbox and --offline exclude each other: choose one.")
     if offline:
         yield "offline", None
+        return
+    if sandbox and not start:
+        yield "sandbox", "http://127.0.0.1:0"
         return
     if sandbox:
         from services.sandbox.server import SandboxServer
@@ -171,7 +175,7 @@ def discover(
         fail(f"--benchmark {benchmark!r} is not a plausible symbol.")
     if timeframe not in TIMEFRAMES:
         fail(f"--timeframe {timeframe!r} is not valid; use one of {', '.join(TIMEFRAMES)}.")
-    with upstream_for(settings, sandbox, offline) as (upstream, url):
+    with upstream_for(settings, sandbox, offline, start=not dry_run) as (upstream, url):
         options = DiscoverOptions(
             portfolio=portfolio,
             upstream=upstream,  # type: ignore[arg-type]
