@@ -1,6 +1,6 @@
 """A per-service circuit breaker: closed → open → half-open (one probe) → closed.
 
-Why not purgatory (3.0.1, a dependency, tried first): its model fits the idea but not three of
+Why not purgatory (3.0.1, tried first and dropped as a dependency): its model fits the idea but not three of
 our requirements —
   * it reads `time.time()` directly in `OpenedState`, so the open → half-open transition cannot be
     driven by the injected clock the tests and the refresh scheduler use;
