@@ -12,7 +12,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -315,42 +315,61 @@ async def _fetch_one(
         )
 
 
-async def run_fetches(
-    hub: ServiceHub,
-    items: list[PlannedFetch],
-    out: FetchOutcome,
-    *,
-    ceiling: MemoryCeiling | None,
-    progress: ProgressHook | None,
-) -> None:
-    """Fan out under the hub's ceilings; stop scheduling at the memory hard limit."""
-    pending = list(items)
-    running: set[asyncio.Task[None]] = set()
-    window = max(1, hub.max_concurrency * 2)
-    while pending or running:
-        while pending and len(running) < window:
-            if ceiling is not None and ceiling.hard_reached:
-                out.stopped_early = "memory_ceiling"
-                for item in pending:
-                    out.gaps.append(
-                        Gap(
-                            item.ticker,
-                            item.service,
-                            item.request.dataset,
-                            "memory_ceiling",
-                            "memory limit reached: not scheduled",
-                            item.label,
-                        )
-                    )
-                pending.clear()
-                break
-            item = pending.pop(0)
-            running.add(asyncio.create_task(_fetch_one(hub, item, out, progress)))
-        if not running:
-            break
-        done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            task.result()
+def _memory_gap(item: PlannedFetch) -> Gap:
+    return Gap(
+        item.ticker,
+        item.service,
+        item.request.dataset,
+        "memory_ceiling",
+        "memory limit reached: not scheduled",
+        item.label,
+    )
+
+
+class _Scheduler:
+    """Every planned request becomes a task at once: the hub's per-service limiters and
+    semaphores and its global ceiling decide who goes when, so a slow service never holds back
+    the others. A task checks the memory ceiling before it asks the hub: past the hard limit
+    nothing new is sent (what was fetched is already in the cache) and the rest become gaps."""
+
+    def __init__(
+        self,
+        hub: ServiceHub,
+        out: FetchOutcome,
+        ceiling: MemoryCeiling | None,
+        progress: ProgressHook | None,
+    ) -> None:
+        self.hub = hub
+        self.out = out
+        self.ceiling = ceiling
+        self.progress = progress
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, items: Iterable[PlannedFetch], then: Callable[[], None] | None = None) -> None:
+        for item in items:
+            self.tasks.add(asyncio.create_task(self._one(item, then)))
+
+    async def _one(self, item: PlannedFetch, then: Callable[[], None] | None) -> None:
+        if self.ceiling is not None and self.ceiling.hard_reached:
+            self.out.stopped_early = "memory_ceiling"
+            self.out.gaps.append(_memory_gap(item))
+            return
+        await _fetch_one(self.hub, item, self.out, self.progress)
+        if then is not None:
+            then()
+
+    async def drain(self) -> None:
+        while self.tasks:
+            done, self.tasks = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+
+
+def _covered_fetches(plan: FetchPlan) -> list[PlannedFetch]:
+    """Requests the cache covers: read back through the hub (a cache hit, no network)."""
+    return [
+        PlannedFetch(c.request, "covered by cache") for c in plan.covered if c.request is not None
+    ]
 
 
 async def fetch_stage(
@@ -360,56 +379,50 @@ async def fetch_stage(
     ceiling: MemoryCeiling | None,
     progress: ProgressHook | None,
 ) -> tuple[FetchOutcome, FetchPlan | None]:
-    """Stage 3. Phase two (SEC filings) is planned once the CIK map is in hand."""
+    """Stage 3. The SEC CIK map goes first; the filings it unlocks (phase two) are planned and
+    scheduled the moment it arrives, alongside whatever is still running."""
     out = FetchOutcome()
-    covered_requests = [
-        PlannedFetch(c.request, "covered by cache") for c in plan.covered if c.request is not None
-    ]
+    scheduler = _Scheduler(hub, out, ceiling, progress)
+    phase2: list[FetchPlan] = []
+    map_key = sec_edgar.company_tickers_request().cache_key()
+
+    def start_filings() -> None:
+        if not plan.filings_pending or out.stopped_early is not None:
+            return
+        map_result = out.results.get(map_key)
+        if map_result is None or map_result.status != "ok":
+            return
+        second = build_filings_plan(
+            plan.filings_pending,
+            sec_edgar.parse_company_tickers(map_result.payload),
+            coverage=coverage_lookup(hub),
+            availability=availability_lookup(hub),
+        )
+        phase2.append(second)
+        for item in second.fetches:
+            hub.add_planned(item.service, 1)
+        out.gaps.extend(Gap.from_planned(g) for g in second.gaps)
+        scheduler.spawn([*second.fetches, *_covered_fetches(second)])
+
     for item in plan.fetches:
         hub.add_planned(item.service, 1)
+    items = [*plan.fetches, *_covered_fetches(plan)]
+    map_items = [i for i in items if i.request.cache_key() == map_key]
     watcher = asyncio.create_task(ceiling.watch(hub)) if ceiling is not None else None
     try:
-        await run_fetches(
-            hub, [*plan.fetches, *covered_requests], out, ceiling=ceiling, progress=progress
-        )
-        phase2: FetchPlan | None = None
-        if plan.filings_pending and out.stopped_early is None:
-            map_result = out.results.get(sec_edgar.company_tickers_request().cache_key())
-            if map_result is not None and map_result.status == "ok":
-                cik_map = sec_edgar.parse_company_tickers(map_result.payload)
-                phase2 = build_filings_plan(
-                    plan.filings_pending,
-                    cik_map,
-                    coverage=coverage_lookup(hub),
-                    availability=availability_lookup(hub),
-                )
-                for item in phase2.fetches:
-                    hub.add_planned(item.service, 1)
-                out.gaps.extend(Gap.from_planned(g) for g in phase2.gaps)
-                await run_fetches(
-                    hub,
-                    [
-                        *phase2.fetches,
-                        *(
-                            PlannedFetch(c.request, "covered by cache")
-                            for c in phase2.covered
-                            if c.request is not None
-                        ),
-                    ],
-                    out,
-                    ceiling=ceiling,
-                    progress=progress,
-                )
-            else:
-                reason, detail = cik_map_missing_reason(plan, out)
-                for ticker in plan.filings_pending:
-                    out.gaps.append(Gap(ticker, "sec_edgar", "submissions", reason, detail, ticker))
+        scheduler.spawn(map_items, then=start_filings)
+        scheduler.spawn(i for i in items if i.request.cache_key() != map_key)
+        await scheduler.drain()
+        if plan.filings_pending and not phase2 and out.stopped_early is None:
+            reason, detail = cik_map_missing_reason(plan, out)
+            for ticker in plan.filings_pending:
+                out.gaps.append(Gap(ticker, "sec_edgar", "submissions", reason, detail, ticker))
     finally:
         if watcher is not None:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-    return out, phase2
+    return out, (phase2[0] if phase2 else None)
 
 
 def cik_map_missing_reason(plan: FetchPlan, out: FetchOutcome) -> tuple[str, str]:
@@ -454,7 +467,9 @@ async def discover_async(
         with timer.stage("plan"):
             plan = dry_run_plan(settings, configs, book, inventory, options, today)
         return Outcome(0, plan=plan, summary=render_plan(plan))
-    cache = CacheRoot(layout.cache_dir, size_limit_bytes=settings.cache_size_limit_mb << 20)
+    cache = CacheRoot(
+        layout.cache_dir, size_limit_bytes=settings.cache_size_limit_mb << 20, clock=clock
+    )
     max_conc = options.max_concurrency or settings.max_concurrency
     hub = ServiceHub(
         configs,

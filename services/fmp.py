@@ -78,7 +78,7 @@ SPEC = ServiceSpec(
     name=NAME,
     default_base_urls={"default": "https://financialmodelingprep.com"},
     datasets={"profile": DatasetSpec("profile", ttl=timedelta(days=7))},
-    rate_per_second=4.0,
+    rate_per_second=3.0,  # 5 req/s enforced; margin for arrival jitter on a busy machine
     daily_quota=250,
     max_connections=4,
     timeout_seconds=10.0,

@@ -65,7 +65,7 @@ SPEC = ServiceSpec(
     name=NAME,
     default_base_urls={"default": "https://api.stlouisfed.org"},
     datasets={"observations": DatasetSpec("observations", ttl=timedelta(days=1))},
-    rate_per_second=1.5,
+    rate_per_second=1.2,  # ~2 req/s enforced; a slow first connection bunches arrivals
     max_connections=2,
     timeout_seconds=15.0,
     credential_env="FRED_API_KEY",
