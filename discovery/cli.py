@@ -326,6 +326,7 @@ def refresh(
     from datetime import timedelta
 
     from cache.atomic import atomic_write_json
+    from discovery.ceilings import peak_rss_mb
     from discovery.ledger import RunRecord
     from discovery.pipeline import record_in_ledger
     from discovery.refresh import refresh_async, refresh_report_path
@@ -376,7 +377,7 @@ def refresh(
             network_requests=sum(int(u.get("network_requests", 0)) for u in result.usage.values()),
             cache_hits=sum(int(u.get("cache_hits", 0)) for u in result.usage.values()),
             gaps=len(result.failed) + len(result.skipped_budget),
-            peak_rss_mb=0.0,
+            peak_rss_mb=round(peak_rss_mb(), 1),
             exit_code=code,
             upstream=upstream,
             per_service={k: dict(v) for k, v in result.usage.items()},

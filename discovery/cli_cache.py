@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cache.atomic import atomic_write_json
-from cache.optimize import OptimizeResult, optimize
-from cache.report import build_cache_report, human_bytes, render_cache_report
-from cache.verify import VerifyResult, verify
 from discovery.cli_common import (
     EXIT_GAPS,
     EXIT_OK,
@@ -26,6 +23,10 @@ from discovery.cli_common import (
     stderr,
     stdout,
 )
+
+if TYPE_CHECKING:  # the cache package's report/optimize/verify load only for these commands
+    from cache.optimize import OptimizeResult
+    from cache.verify import VerifyResult
 
 cache_app = typer.Typer(
     help="The service-namespaced disk cache: report, optimize, verify.",
@@ -68,6 +69,8 @@ def _ledger_trend(root: Path) -> list[dict[str, Any]] | None:
 def report_command(data_root: DataRootOption = None, as_json: JsonOption = False) -> None:
     """Measure the cache (read-only): entries, bytes, freshness, hit ratios, strays, advice."""
     cache_dir, report_path = _cache_dir(data_root)
+    from cache.report import build_cache_report, render_cache_report
+
     report = build_cache_report(cache_dir, now=_now(), trend=_ledger_trend(cache_dir.parent))
     atomic_write_json(report_path, report)
     if as_json:
@@ -78,6 +81,8 @@ def report_command(data_root: DataRootOption = None, as_json: JsonOption = False
 
 
 def _print_optimize(result: OptimizeResult) -> None:
+    from cache.report import human_bytes
+
     verb = "would reclaim" if result.dry_run else "reclaimed"
     for ns in result.namespaces:
         stdout.print(
@@ -115,6 +120,8 @@ def optimize_command(
 ) -> None:
     """Remove expired entries, cull namespaces over their size limit, remove strays, vacuum."""
     cache_dir, _ = _cache_dir(data_root)
+    from cache.optimize import optimize
+
     result = optimize(cache_dir, now=_now(), dry_run=dry_run)
     if as_json:
         print_json(result.to_json())
@@ -142,6 +149,8 @@ def _print_verify(result: VerifyResult) -> None:
 def verify_command(data_root: DataRootOption = None, as_json: JsonOption = False) -> None:
     """Re-hash every entry; quarantine corrupted ones. Exit 0 all sound, 3 any quarantined."""
     cache_dir, _ = _cache_dir(data_root)
+    from cache.verify import verify
+
     result = verify(cache_dir, now=_now())
     if as_json:
         print_json(result.to_json())
