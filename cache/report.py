@@ -292,4 +292,16 @@ def render_cache_report(report: dict[str, Any]) -> RenderableType:
             Text(f"  • {s['path']} ({s['kind']}, {human_bytes(s['bytes'])}): {s['why']}")
             for s in report["strays"]
         ]
+    trend = report.get("trend") or []
+    if trend:
+        lines.append(Text("Hit ratio of discover runs by day (run ledger):", style="bold"))
+        for day in trend[-14:]:
+            ratio = day.get("hit_ratio")
+            shown = "n/a" if ratio is None else f"{ratio * 100:.0f}%"
+            lines.append(
+                Text(
+                    f"  {day.get('day')}: {shown} ({day.get('runs')} runs, "
+                    f"{day.get('cache_hits')} hits, {day.get('network_requests')} requests)"
+                )
+            )
     return Group(table, *lines)

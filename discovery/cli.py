@@ -134,13 +134,18 @@ class ProgressView:
     def hook(self, service: str, event: str) -> None:
         if self._progress is None:
             return
-        counts = self._counts.setdefault(service, {"hit": 0, "error": 0})
+        counts = self._counts.setdefault(service, {"planned": 0, "hit": 0, "error": 0})
         if service not in self._tasks:
-            self._tasks[service] = self._progress.add_task(service, total=None, extra="")
+            self._tasks[service] = self._progress.add_task(service, total=0, extra="")
+        task = self._tasks[service]
+        if event == "planned":
+            counts["planned"] += 1
+            self._progress.update(task, total=counts["planned"])
+            return
         if event in counts:
             counts[event] += 1
         extra = f"hits {counts['hit']}" + (f" errors {counts['error']}" if counts["error"] else "")
-        self._progress.update(self._tasks[service], advance=1, extra=extra)
+        self._progress.update(task, advance=1, extra=extra)
 
 
 @app.command()

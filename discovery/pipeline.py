@@ -286,22 +286,23 @@ def dry_run_plan(
 async def _fetch_one(
     hub: ServiceHub, item: PlannedFetch, out: FetchOutcome, progress: ProgressHook | None
 ) -> None:
-    """Fetch a planned request; on a not-found or an unusable primary, try its fallback."""
+    """Fetch a planned request; on a not-found or an unusable primary, try its fallback.
+    Progress counts the item once, against its primary service, by its final outcome."""
     candidates = [item.request] + ([item.fallback] if item.fallback is not None else [])
     last_error: ServiceError | None = None
+    outcome = "error"
     for request in candidates:
         try:
             result = await hub.fetch(request)
         except ServiceError as exc:
             last_error = exc
-            if progress:
-                progress(request.service, "error")
             continue
         out.results[request.cache_key()] = result
-        if progress:
-            progress(request.service, "hit" if result.origin == "cache" else "done")
+        outcome = "hit" if result.origin == "cache" else "done"
         if result.status == "ok":
-            return
+            break
+    if progress:
+        progress(item.request.service, outcome)
     if last_error is not None and not any(c.cache_key() in out.results for c in candidates):
         out.gaps.append(
             Gap(
@@ -347,6 +348,8 @@ class _Scheduler:
 
     def spawn(self, items: Iterable[PlannedFetch], then: Callable[[], None] | None = None) -> None:
         for item in items:
+            if self.progress:
+                self.progress(item.service, "planned")
             self.tasks.add(asyncio.create_task(self._one(item, then)))
 
     async def _one(self, item: PlannedFetch, then: Callable[[], None] | None) -> None:
