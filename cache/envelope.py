@@ -27,8 +27,10 @@ def canonical_json(payload: Any) -> str:
     the standard library path, which gives the same bytes for everything orjson accepts.
     """
     try:
-        if not _has_special_floats(payload):
-            return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+        fast = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+        # orjson writes NaN/Infinity as null: only output that has a null can hide one.
+        if b"null" not in fast or not _has_special_floats(payload):
+            return fast.decode("utf-8")
     except (orjson.JSONEncodeError, TypeError):
         pass
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
