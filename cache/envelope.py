@@ -79,7 +79,11 @@ _PAYLOAD_MARK_BYTES = _PAYLOAD_MARK.encode()
 
 def _header_prefix(header: dict[str, Any]) -> str:
     """`{...header...,"payload":` exactly as `encode` writes it."""
-    return json.dumps(header, separators=(",", ":"), ensure_ascii=False)[:-1] + _PAYLOAD_MARK
+    try:  # orjson writes compact UTF-8 in insertion order, as json.dumps does with these options
+        text = orjson.dumps(header).decode("utf-8")
+    except (orjson.JSONEncodeError, TypeError):
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False)
+    return text[:-1] + _PAYLOAD_MARK
 
 
 def _payload_bytes_match(data: bytes, sha: str) -> bool:
