@@ -4,7 +4,7 @@ report dict. Pure: everything it needs arrives in `AssembleInputs`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -64,13 +64,21 @@ class AssembleInputs:
     benchmark: str
     report_path: str
     stopped_early: str | None = None
+    # The fetch stage keeps no payloads (memory stays O(tickers), not O(bytes fetched)): a
+    # result without its payload is read back from the cache, one at a time, by this function.
+    load_payload: Callable[[FetchResult], Any] | None = None
 
 
 class _Reader:
     """Looks up results by request and records parse failures as gaps (never made-up data)."""
 
-    def __init__(self, results: Mapping[str, FetchResult]) -> None:
+    def __init__(
+        self,
+        results: Mapping[str, FetchResult],
+        load_payload: Callable[[FetchResult], Any] | None = None,
+    ) -> None:
         self.results = results
+        self.load_payload = load_payload
         self.gaps: list[Gap] = []
 
     def get(self, request: ServiceRequest) -> FetchResult | None:
@@ -91,8 +99,23 @@ class _Reader:
         result = self.get(request)
         if result is None:
             return None
+        payload = result.payload
+        if payload is None and self.load_payload is not None:
+            payload = self.load_payload(result)
+        if payload is None:
+            self.gaps.append(
+                Gap(
+                    ticker,
+                    request.service,
+                    request.dataset,
+                    "cache_evicted",
+                    "fetched this run but no longer in the cache when the report was built",
+                    ticker or subject_label(request),
+                )
+            )
+            return None
         try:
-            return parser(result.payload, *args, **kwargs)
+            return parser(payload, *args, **kwargs)
         except (BadResponse, ValueError, KeyError, TypeError, AttributeError) as exc:
             self.gaps.append(
                 Gap(
@@ -397,7 +420,7 @@ def assemble_report(inp: AssembleInputs) -> tuple[dict[str, Any], list[Gap]]:
     """The whole report (without stage timings and RSS, which the shell adds) and its gaps."""
     sections = inp.book.to_report_sections()
     local = inp.inventory.to_report_section()
-    reader = _Reader(inp.results)
+    reader = _Reader(inp.results, inp.load_payload)
     perf = sections["ticker_performance"]
     market, market_share = market_context(inp, reader)
     tickers, ticker_share = ticker_data(inp, reader, perf)

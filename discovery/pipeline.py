@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import sqlite3
 import time
@@ -297,7 +298,9 @@ async def _fetch_one(
         except ServiceError as exc:
             last_error = exc
             continue
-        out.results[request.cache_key()] = result
+        # Keep the provenance, not the payload: assembly reads payloads back from the cache one
+        # at a time, so a 500-ticker run never holds every price history in memory at once.
+        out.results[request.cache_key()] = dataclasses.replace(result, payload=None)
         outcome = "hit" if result.origin == "cache" else "done"
         if result.status == "ok":
             break
@@ -328,10 +331,11 @@ def _memory_gap(item: PlannedFetch) -> Gap:
 
 
 class _Scheduler:
-    """Every planned request becomes a task at once: the hub's per-service limiters and
-    semaphores and its global ceiling decide who goes when, so a slow service never holds back
-    the others. A task checks the memory ceiling before it asks the hub: past the hard limit
-    nothing new is sent (what was fetched is already in the cache) and the rest become gaps."""
+    """One lane per service: every planned request becomes a task at once, but only as many as
+    the service has connections may be inside the hub at a time, so a slow service (Alpha
+    Vantage: one call per 13 s) never holds back the others, and the memory ceiling is checked
+    right before each request is handed to the hub: past the hard limit nothing new is sent
+    (what was fetched is already in the cache) and the rest become gaps."""
 
     def __init__(
         self,
@@ -345,6 +349,14 @@ class _Scheduler:
         self.ceiling = ceiling
         self.progress = progress
         self.tasks: set[asyncio.Task[None]] = set()
+        self.lanes: dict[str, asyncio.Semaphore] = {}
+
+    def _lane(self, service: str) -> asyncio.Semaphore:
+        lane = self.lanes.get(service)
+        if lane is None:
+            lane = asyncio.Semaphore(max(1, self.hub.status(service).max_connections))
+            self.lanes[service] = lane
+        return lane
 
     def spawn(self, items: Iterable[PlannedFetch], then: Callable[[], None] | None = None) -> None:
         for item in items:
@@ -353,11 +365,12 @@ class _Scheduler:
             self.tasks.add(asyncio.create_task(self._one(item, then)))
 
     async def _one(self, item: PlannedFetch, then: Callable[[], None] | None) -> None:
-        if self.ceiling is not None and self.ceiling.hard_reached:
-            self.out.stopped_early = "memory_ceiling"
-            self.out.gaps.append(_memory_gap(item))
-            return
-        await _fetch_one(self.hub, item, self.out, self.progress)
+        async with self._lane(item.service):
+            if self.ceiling is not None and self.ceiling.hard_reached:
+                self.out.stopped_early = "memory_ceiling"
+                self.out.gaps.append(_memory_gap(item))
+                return
+            await _fetch_one(self.hub, item, self.out, self.progress)
         if then is not None:
             then()
 
@@ -395,9 +408,12 @@ async def fetch_stage(
         map_result = out.results.get(map_key)
         if map_result is None or map_result.status != "ok":
             return
+        payload = _payload_from_cache(hub, map_result)
+        if payload is None:
+            return
         second = build_filings_plan(
             plan.filings_pending,
-            sec_edgar.parse_company_tickers(map_result.payload),
+            sec_edgar.parse_company_tickers(payload),
             coverage=coverage_lookup(hub),
             availability=availability_lookup(hub),
         )
@@ -505,6 +521,7 @@ async def discover_async(
                 plan=plan,
                 filings_plan=phase2,
                 results=fetched.results,
+                load_payload=lambda res: _payload_from_cache(hub, res),
                 fetch_gaps=fetched.gaps,
                 usage=usage,
                 cache_inventory=cache_inventory(cache),
@@ -551,6 +568,12 @@ async def discover_async(
         )
     finally:
         cache.close()
+
+
+def _payload_from_cache(hub: ServiceHub, result: FetchResult) -> Any:
+    """The payload of a result fetched (or read) this run, read back from the cache."""
+    env = hub.peek(result.request).envelope
+    return env.payload if env is not None else None
 
 
 def record_in_ledger(state_dir: Path, row: RunRecord) -> None:
