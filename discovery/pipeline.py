@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -45,7 +44,7 @@ from services import sec_edgar
 from services.config import ServiceConfig, resolve
 from services.errors import ServiceError
 from services.hub import ServiceHub
-from services.quota import QuotaLedger
+from services.quota import read_usage
 from services.registry import SPECS
 from services.spec import FetchResult, ServiceRequest
 
@@ -216,31 +215,6 @@ def plan_for(
     )
 
 
-def quota_used_readonly(state_dir: Path, day: date) -> dict[tuple[str, str], int]:
-    """Calls counted today per (upstream, service), read without creating or changing a file
-    (an absent or unreadable ledger reads as "nothing used": the real run checks again)."""
-    path = state_dir / QuotaLedger.FILE_NAME
-    if not path.is_file():
-        return {}
-    # Without a WAL file the database is complete on its own: `immutable` reads it without
-    # creating -wal/-shm files. With one (a run in progress), a read-only WAL reader is needed.
-    wal = path.with_name(path.name + "-wal").exists()
-    mode = "mode=ro" if wal else "mode=ro&immutable=1"
-    try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True, timeout=5.0)
-    except sqlite3.Error:
-        return {}
-    try:
-        rows = db.execute(
-            "SELECT upstream, service, used FROM quota_usage WHERE day=?", (day.isoformat(),)
-        ).fetchall()
-    except sqlite3.Error:
-        return {}
-    finally:
-        db.close()
-    return {(str(u), str(s)): int(n) for u, s, n in rows}
-
-
 def dry_run_plan(
     settings: Settings,
     configs: Mapping[str, ServiceConfig],
@@ -254,7 +228,7 @@ def dry_run_plan(
     layout = settings.layout
     effective = {name: resolve(spec, configs.get(name)) for name, spec in SPECS.items()}
     present = set(existing_namespaces(layout.cache_dir))
-    used = quota_used_readonly(layout.state_dir, today)
+    used = read_usage(layout.state_dir, today)
     cache = CacheRoot(layout.cache_dir, size_limit_bytes=settings.cache_size_limit_mb << 20)
 
     def peek(request: ServiceRequest) -> CacheRead:

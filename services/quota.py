@@ -14,7 +14,7 @@ import random
 import sqlite3
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 _SCHEMA = """
@@ -100,3 +100,28 @@ class QuotaLedger:
 
     def close(self) -> None:
         self._db.close()
+
+
+def read_usage(state_dir: Path, day: date) -> dict[tuple[str, str], int]:
+    """Calls counted today per (upstream, service), read without creating or changing a file
+    (an absent or unreadable ledger reads as "nothing used": the real run checks again)."""
+    path = state_dir / QuotaLedger.FILE_NAME
+    if not path.is_file():
+        return {}
+    # Without a WAL file the database is complete on its own: `immutable` reads it without
+    # creating -wal/-shm files. With one (a run in progress), a read-only WAL reader is needed.
+    wal = path.with_name(path.name + "-wal").exists()
+    mode = "mode=ro" if wal else "mode=ro&immutable=1"
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True, timeout=5.0)
+    except sqlite3.Error:
+        return {}
+    try:
+        rows = db.execute(
+            "SELECT upstream, service, used FROM quota_usage WHERE day=?", (day.isoformat(),)
+        ).fetchall()
+    except sqlite3.Error:
+        return {}
+    finally:
+        db.close()
+    return {(str(u), str(s)): int(n) for u, s, n in rows}
