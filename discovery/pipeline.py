@@ -150,7 +150,7 @@ def availability_of(
         return Availability(False, "quota_exhausted")
     if breaker_state == "open":
         return Availability(False, "circuit_open")
-    return Availability(True)
+    return Availability(True, quota_left=quota_left)
 
 
 def availability_lookup(hub: ServiceHub) -> Callable[[str], Availability]:

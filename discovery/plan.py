@@ -36,6 +36,10 @@ class Availability:
     reason: str | None = (
         None  # not_configured | quota_exhausted | circuit_open | offline | disabled
     )
+    # Calls left in today's quota (None: no quota). The planner spends it as it plans, so a
+    # plan never asks a service for more than its quota allows: the rest goes to the fallback
+    # from the start (in parallel) instead of after the primary has run dry.
+    quota_left: int | None = None
 
 
 AvailabilityLookup = Callable[[str], Availability]
@@ -155,6 +159,15 @@ class _Planner:
         self.fetches: dict[str, PlannedFetch] = {}
         self.covered: list[Covered] = []
         self.gaps: list[PlannedGap] = []
+        self.spent: dict[str, int] = {}  # planned network requests per service
+
+    def usable(self, service: str) -> Availability:
+        """The service's availability, with its quota reduced by what is already planned."""
+        avail = self.availability(service)
+        spent = self.spent.get(service, 0)
+        if avail.usable and avail.quota_left is not None and spent >= avail.quota_left:
+            return Availability(False, "quota_exhausted", 0)
+        return avail
 
     def want(
         self,
@@ -179,7 +192,7 @@ class _Planner:
             if state == "negative":  # this service already said "unknown": try the next one
                 continue
             all_negative = False
-            avail = self.availability(candidate.service)
+            avail = self.usable(candidate.service)
             if not avail.usable:
                 blocked.append((candidate, avail.reason or "unavailable", state == "stale"))
                 continue
@@ -187,10 +200,12 @@ class _Planner:
             if i > 0:
                 why += f" (fallback from {request.service})"
             rest = chain[i + 1 :]
-            self.fetches.setdefault(
-                candidate.cache_key(),
-                PlannedFetch(candidate, why, rest[0] if rest else None, ticker=subject),
-            )
+            key = candidate.cache_key()
+            if key not in self.fetches:
+                self.fetches[key] = PlannedFetch(
+                    candidate, why, rest[0] if rest else None, ticker=subject
+                )
+                self.spent[candidate.service] = self.spent.get(candidate.service, 0) + 1
             return
         if all_negative:
             self.gaps.append(

@@ -276,3 +276,30 @@ def test_plan_json_lists_reason_per_fetch_and_totals() -> None:
     fetches = doc["fetches"]
     assert isinstance(fetches, list)
     assert all(f["reason"] and f["service"] and f["key"] for f in fetches)
+
+
+def test_quota_is_spent_while_planning_and_the_rest_goes_to_the_fallback() -> None:
+    """FMP has 2 calls left and Alpha Vantage 1: two profiles from FMP, one from AV at once
+    (not after FMP runs dry), and the fourth is a quota gap: never more than the quota."""
+    quotas = {"fmp": 2, "alpha_vantage": 1}
+
+    def lookup(service: str) -> Availability:
+        return Availability(True, quota_left=quotas.get(service))
+
+    tickers = ["AAA", "BBB", "CCC", "DDD"]
+    p = build_plan(
+        tickers=tickers,
+        open_tickers=[],
+        first_entry=FIRST,
+        today=TODAY,
+        locally_covered={},
+        cik_map={},
+        coverage=FakeCache(),
+        availability=lookup,
+    )
+    assert keys(p, "fmp") == [fmp.profile_request(t).cache_key() for t in ("AAA", "BBB")]
+    assert keys(p, "alpha_vantage") == [alpha_vantage.overview_request("CCC").cache_key()]
+    av = next(f for f in p.fetches if f.service == "alpha_vantage")
+    assert "fallback from fmp" in av.reason
+    gaps = [g for g in p.gaps if g.dataset == "profile"]
+    assert [(g.ticker, g.service, g.reason) for g in gaps] == [("DDD", "fmp", "quota_exhausted")]
