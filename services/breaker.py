@@ -1,7 +1,7 @@
 """A per-service circuit breaker: closed → open → half-open (one probe) → closed.
 
-Why not purgatory (3.0.1, tried first and dropped as a dependency): its model fits the idea but not three of
-our requirements —
+Why not purgatory (3.0.1, tried first, then dropped as a dependency): its model fits the idea
+but not three of our requirements —
   * it reads `time.time()` directly in `OpenedState`, so the open → half-open transition cannot be
     driven by the injected clock the tests and the refresh scheduler use;
   * its `HalfOpenedState.handle_new_request` admits *every* request while half-open, so a burst of
