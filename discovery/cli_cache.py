@@ -16,6 +16,7 @@ from cache.atomic import atomic_write_json
 from discovery.cli_common import (
     EXIT_GAPS,
     EXIT_OK,
+    ConfigOption,
     DataRootOption,
     JsonOption,
     print_json,
@@ -43,9 +44,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _cache_dir(data_root: Path | None) -> tuple[Path, Path]:
+def _cache_dir(data_root: Path | None, config: Path | None = None) -> tuple[Path, Path]:
     """(cache directory, cache report path for today)."""
-    layout = settings_from(data_root).layout
+    layout = settings_from(data_root, config).layout
     return layout.cache_dir, layout.cache_report_path(_now().date())
 
 
@@ -66,9 +67,11 @@ def _ledger_trend(root: Path) -> list[dict[str, Any]] | None:
 
 
 @cache_app.command("report")
-def report_command(data_root: DataRootOption = None, as_json: JsonOption = False) -> None:
+def report_command(
+    data_root: DataRootOption = None, config: ConfigOption = None, as_json: JsonOption = False
+) -> None:
     """Measure the cache (read-only): entries, bytes, freshness, hit ratios, strays, advice."""
-    cache_dir, report_path = _cache_dir(data_root)
+    cache_dir, report_path = _cache_dir(data_root, config)
     from cache.report import build_cache_report, render_cache_report
 
     report = build_cache_report(cache_dir, now=_now(), trend=_ledger_trend(cache_dir.parent))
@@ -116,10 +119,11 @@ def _print_optimize(result: OptimizeResult) -> None:
 def optimize_command(
     dry_run: DryRunOption = False,
     data_root: DataRootOption = None,
+    config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Remove expired entries, cull namespaces over their size limit, remove strays, vacuum."""
-    cache_dir, _ = _cache_dir(data_root)
+    cache_dir, _ = _cache_dir(data_root, config)
     from cache.optimize import optimize
 
     result = optimize(cache_dir, now=_now(), dry_run=dry_run)
@@ -146,9 +150,11 @@ def _print_verify(result: VerifyResult) -> None:
 
 
 @cache_app.command("verify")
-def verify_command(data_root: DataRootOption = None, as_json: JsonOption = False) -> None:
+def verify_command(
+    data_root: DataRootOption = None, config: ConfigOption = None, as_json: JsonOption = False
+) -> None:
     """Re-hash every entry; quarantine corrupted ones. Exit 0 all sound, 3 any quarantined."""
-    cache_dir, _ = _cache_dir(data_root)
+    cache_dir, _ = _cache_dir(data_root, config)
     from cache.verify import verify
 
     result = verify(cache_dir, now=_now())

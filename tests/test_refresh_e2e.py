@@ -215,3 +215,37 @@ def test_refresh_killed_midway_resumes_with_only_the_remainder(
     again = as_json(run_cli(root, config, url, "refresh", "--json"))
     assert again["resumed_from"] is None
     assert delta(requests_by_service(url), before) == {"coingecko": 2}
+
+
+@pytest.mark.slow
+def test_refresh_and_discover_at_the_same_time(tmp_path: Path, slow_sandbox: SandboxServer) -> None:
+    """A nightly refresh and an interactive discover share the cache, quotas and ledger at
+    once: both finish, neither sees "database is locked", and every entry stays sound."""
+    root = generated_root(tmp_path, 6)
+    config = write_fast_config(tmp_path / "tradescout.toml")
+    procs = [
+        subprocess.Popen(
+            argv(root, config, *args),
+            env=cli_env(slow_sandbox.url),
+            cwd=root.parent,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in (("refresh", "--json"), ("discover", "gen", "--json"))
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for proc, (out, err) in zip(procs, outs, strict=True):
+        assert proc.returncode == 0, err
+        assert "locked" not in err and "Traceback" not in err
+        assert json.loads(out)
+    verify = run_cli(root, config, slow_sandbox.url, "cache", "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    with Ledger.in_state_dir(DataLayout(root).state_dir) as ledger:
+        kinds = sorted(run.kind for run in ledger.recent_runs(10))
+    assert kinds == ["discover", "refresh"]
+    # Afterwards a discover is served from the cache alone.
+    before = sum(requests_by_service(slow_sandbox.url).values())
+    again = run_cli(root, config, slow_sandbox.url, "discover", "gen", "--json")
+    assert again.returncode == 0, again.stderr
+    assert sum(requests_by_service(slow_sandbox.url).values()) == before
