@@ -170,7 +170,7 @@ def market_context(inp: AssembleInputs, reader: _Reader) -> tuple[dict[str, Any]
     bench_req = yahoo_finance.chart_request(inp.benchmark, inp.plan.price_range)
     benchmarks: dict[str, Any] = {}
     expected += 1
-    hist = reader.parse(bench_req, yahoo_finance.parse_chart)
+    hist = reader.parse(bench_req, yahoo_finance.parse_chart, since=start)
     if hist is not None:
         summary = price_summary(hist, start, inp.today)
         if summary is not None:
@@ -301,9 +301,9 @@ def ticker_data(
         # price history
         expected += 1
         chart_req = yahoo_finance.chart_request(ticker, inp.plan.price_range)
-        hist = reader.parse(chart_req, yahoo_finance.parse_chart, ticker=ticker)
+        lo, hi = _ticker_window(perf.get(ticker, {}), start, inp.today)
+        hist = reader.parse(chart_req, yahoo_finance.parse_chart, since=lo, ticker=ticker)
         if hist is not None:
-            lo, hi = _ticker_window(perf.get(ticker, {}), start, inp.today)
             summary = price_summary(hist, lo, hi)
             if summary is not None:
                 entry["price_history"] = summary

@@ -16,6 +16,8 @@ from services.spec import ServiceRequest, Verdict
 
 def as_float(value: Any) -> float | None:
     """A finite float from a number or numeric string; None for null, "", "None", "-", "."."""
+    if type(value) is float:  # the common case in price arrays: skip the generic checks
+        return value if math.isfinite(value) else None
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
