@@ -14,11 +14,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from cache.atomic import atomic_write_json
+from cache.envelope import utcnow
 from cache.store import CacheRead, CacheRoot, ReadState, existing_namespaces
 from discovery import __version__
 from discovery.assemble import AssembleInputs, assemble_report
@@ -51,10 +52,6 @@ from services.spec import FetchResult, ServiceRequest
 Clock = Callable[[], datetime]
 log = logging.getLogger("tradescout")
 ProgressHook = Callable[[str, str], None]  # (service, event) event: planned|done|hit|error
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -564,7 +561,7 @@ def cache_inventory(cache: CacheRoot) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in cache.existing_namespaces():
         store = cache.namespace(name)
-        out[name] = {"entries": sum(1 for _ in store.iter_keys()), **store.run_counters}
+        out[name] = {"entries": len(store.raw), **store.run_counters}
     return out
 
 

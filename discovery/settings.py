@@ -31,7 +31,8 @@ SERVICE_NAMES: tuple[str, ...] = (
     "imf",
 )
 
-# Where each service's credential comes from (the variable names the services document).
+# Where each service's credential comes from (the variable names the services document); the
+# Settings field holding it is the variable's name in lower case.
 CREDENTIAL_ENV: dict[str, str] = {
     "fmp": "FMP_API_KEY",
     "alpha_vantage": "ALPHA_VANTAGE_API_KEY",
@@ -156,13 +157,8 @@ class Settings(BaseSettings):
 
     def credential(self, service: str) -> SecretStr | None:
         """The service's key or identity, or None when unset or blank."""
-        attr = {
-            "fmp": "fmp_api_key",
-            "alpha_vantage": "alpha_vantage_api_key",
-            "sec_edgar": "sec_edgar_user_agent",
-            "fred": "fred_api_key",
-            "coingecko": "coingecko_api_key",
-        }.get(service)
+        env_name = CREDENTIAL_ENV.get(service)
+        attr = env_name.lower() if env_name else None  # the field is named after its variable
         if attr is None:
             return None
         value: SecretStr | None = getattr(self, attr)
