@@ -1,4 +1,4 @@
-"""Cache benchmarks (DESIGN.md §9; issue 3).
+"""Cache benchmarks (issue 3).
 
 1. get/set throughput of `NamespaceStore` against raw `diskcache.Cache` on the same payloads:
    - raw, diskcache defaults (pickle, least-recently-stored: reads take no write lock);

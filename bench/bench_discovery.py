@@ -24,8 +24,8 @@ from typing import Any
 
 import httpx
 
-from bench.gen_trades import write_trades_csv
 from services.registry import SPECS
+from services.sandbox.portfolios import write_trades_csv
 from services.sandbox.server import SandboxServer
 from services.sandbox.universe import equity_symbols
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.gen_trades import synthetic_tickers, write_trades_csv
+from services.sandbox.portfolios import synthetic_tickers, write_trades_csv
 
 WORK = Path(__file__).resolve().parent / "_work"
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ GROWTH_GOAL_MB = 25.0
 _CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from discovery.trades import ingest
+from discovery.ingest.trades import ingest
 
 def peak_mb():
     try:
@@ -82,7 +82,7 @@ def _best(run: Callable[[], object], repeats: int) -> tuple[float, float]:
 
 
 def _plain_loop(path: Path) -> None:
-    from discovery.trades import USED_COLUMNS
+    from discovery.ingest.trades import USED_COLUMNS
 
     present = set(pd.read_csv(path, nrows=0).columns)
     columns = [c for c in USED_COLUMNS if c in present]
@@ -109,7 +109,7 @@ def _verdict(ok: bool) -> str:
 
 
 def main() -> None:
-    from discovery.trades import ingest
+    from discovery.ingest.trades import ingest
 
     quick = os.environ.get("BENCH_QUICK") == "1"
     small, large = (100_000, 500_000) if quick else (1_000_000, 5_000_000)

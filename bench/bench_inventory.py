@@ -16,8 +16,8 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from discovery.inventory import build_inventory
 from discovery.layout import DataLayout
+from discovery.local.inventory import build_inventory
 
 WORK = Path(__file__).resolve().parent / "_work" / "inventory"
 TODAY = date(2026, 11, 21)

@@ -1,4 +1,4 @@
-"""The data root's layout (DESIGN.md §1): every path tradescout reads or writes, in one place."""
+"""The data root's layout: every path tradescout reads or writes, in one place."""
 
 from __future__ import annotations
 

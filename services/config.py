@@ -15,7 +15,7 @@ from services.spec import ServiceSpec
 
 Upstream = Literal["live", "sandbox"]
 
-# What the product sends to its own simulator instead of real credentials (contracts.md).
+# What the product sends to its own simulator instead of real credentials.
 SANDBOX_CREDENTIALS: Mapping[str, str] = {
     "fmp": "sandbox-key",
     "alpha_vantage": "sandbox-key",

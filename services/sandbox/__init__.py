@@ -1,4 +1,4 @@
-"""The sandbox: a loopback simulator of the seven upstream services (DESIGN.md §11).
+"""The sandbox: a loopback simulator of the seven upstream services.
 
 It stands apart from the product — nothing here imports `discovery`, `cache` or another
 `services` module, and only the CLI imports it. Start it embedded with `SandboxServer` (tests,

@@ -1,4 +1,4 @@
-"""The limits the sandbox enforces, the way the real services do (contracts.md).
+"""The limits the sandbox enforces, the way the real services do.
 
 Sliding windows (not token buckets): at most `limit` admitted requests in any `seconds`-long
 window, so a client that paces itself correctly never sees a 429 while a burst always does.

@@ -15,8 +15,9 @@ from cache.store import CacheRoot
 from services.config import ServiceConfig
 from services.hub import ServiceHub
 from services.registry import SPECS
+from tests.conftest import FIXTURES
 
-PAYLOADS = Path(__file__).resolve().parent.parent / "fixtures" / "payloads"
+PAYLOADS = FIXTURES / "payloads"
 SECRET = "SEKRET123"
 SEC_UA = "Test Runner test@example.invalid"
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from pathlib import Path
 
 from services.yahoo_finance import parse_chart
+from tests.conftest import FIXTURES
 
-PAYLOADS = Path(__file__).resolve().parent.parent / "fixtures" / "payloads"
+PAYLOADS = FIXTURES / "payloads"
 
 
 def test_since_keeps_the_same_bars_from_that_date_on() -> None:

@@ -1,0 +1,125 @@
+"""What every `tradescout` command shares: options, settings loading, output, exit codes.
+
+Exit codes: 0 complete · 3 written with gaps · 2 bad input or usage · 1 unexpected.
+An `InputError` is printed as its one sentence on stderr (no traceback) and exits 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from discovery.errors import InputError
+from discovery.settings import Settings, load_settings
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_USAGE = 2
+EXIT_GAPS = 3
+
+DataRootOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-root",
+        help="Data root (default ./data, or $TRADESCOUT_DATA_ROOT).",
+        show_default=False,
+    ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="tradescout.toml to read (default ./tradescout.toml if present)."
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Machine-readable JSON on stdout (no progress, no colour).")
+]
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+stdout = Console(highlight=False, soft_wrap=True)
+
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print one sentence on stderr and exit (no traceback)."""
+    stderr.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def settings_from(data_root: Path | None, config: Path | None = None, **extra: Any) -> Settings:
+    try:
+        return load_settings(config, data_root=data_root, **extra)
+    except InputError as exc:
+        fail(str(exc))
+
+
+def guarded(fn: Callable[[], T]) -> T:
+    """Run a command body: bad input → exit 2 with its sentence; anything else propagates."""
+    try:
+        return fn()
+    except InputError as exc:
+        fail(str(exc))
+
+
+def print_json(obj: Any) -> None:
+    """JSON on stdout, nothing else (for `--json`)."""
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+PortfolioArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="PORTFOLIO",
+        help="Portfolio name: raw/trade_history/NAME.csv or NAME_YYYYMMDD.csv",
+    ),
+]
+SandboxOption = Annotated[
+    bool,
+    typer.Option(
+        "--sandbox", help="Start the embedded simulator on loopback and point every service at it."
+    ),
+]
+OfflineOption = Annotated[
+    bool, typer.Option("--offline", help="No network at all: local files and the cache only.")
+]
+
+
+def today() -> datetime:
+    """Now, in UTC (the run's clock for commands that only need a date)."""
+    return datetime.now(UTC)
+
+
+@contextlib.contextmanager
+def upstream_for(
+    settings: Settings, sandbox: bool, offline: bool, *, start: bool = True
+) -> Iterator[tuple[str, str | None]]:
+    """Decide live / sandbox / offline; start the embedded sandbox when asked (and needed:
+    a dry run plans against the sandbox's cache keys but sends nothing)."""
+    if sandbox and offline:
+        fail("--sandbox and --offline exclude each other: choose one.")
+    if offline:
+        yield "offline", None
+        return
+    if sandbox and not start:
+        yield "sandbox", "http://127.0.0.1:0"
+        return
+    if sandbox:
+        from services.sandbox.server import SandboxServer
+
+        with SandboxServer() as server:
+            yield "sandbox", server.url
+        return
+    if settings.sandbox_url:
+        yield "sandbox", settings.sandbox_url
+        return
+    yield "live", None

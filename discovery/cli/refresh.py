@@ -1,0 +1,144 @@
+"""`tradescout refresh`: the nightly refresh under its lock, its report and ledger row."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from discovery.cli.common import (
+    EXIT_OK,
+    ConfigOption,
+    DataRootOption,
+    JsonOption,
+    OfflineOption,
+    SandboxOption,
+    fail,
+    guarded,
+    print_json,
+    settings_from,
+    stdout,
+    today,
+    upstream_for,
+)
+
+
+def parse_budgets(values: list[str]) -> dict[str, int]:
+    """`--budget service=N` (repeatable) → {service: N}; a bad value is a usage error."""
+    from discovery.settings import SERVICE_NAMES
+
+    out: dict[str, int] = {}
+    for value in values:
+        name, sep, number = value.partition("=")
+        if not sep or name not in SERVICE_NAMES or not number.isdigit():
+            fail(
+                f"--budget {value!r} is not valid: use SERVICE=N with SERVICE one of "
+                f"{', '.join(SERVICE_NAMES)} and N a whole number."
+            )
+        out[name] = int(number)
+    return out
+
+
+def refresh(
+    portfolios: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Portfolios to refresh (default: every portfolio in raw/trade_history)."
+        ),
+    ] = None,
+    all_portfolios: Annotated[
+        bool,
+        typer.Option("--all", help="Refresh every portfolio (the default when none is named)."),
+    ] = False,
+    horizon_hours: Annotated[
+        float, typer.Option(min=0, help="Re-fetch entries that expire within this many hours.")
+    ] = 12.0,
+    budget: Annotated[
+        list[str] | None,
+        typer.Option(help="Nightly budget SERVICE=N (repeatable; default half the daily quota)."),
+    ] = None,
+    data_root: DataRootOption = None,
+    config: ConfigOption = None,
+    json_out: JsonOption = False,
+    sandbox: SandboxOption = False,
+    offline: OfflineOption = False,
+) -> None:
+    """Keep the cache warm: re-fetch what discover would plan and what expires soon, in budget."""
+    from datetime import timedelta
+
+    from cache.atomic import atomic_write_json
+    from discovery.fetch.ceilings import peak_rss_mb
+    from discovery.runs.discover import record_in_ledger
+    from discovery.runs.ledger import RunRecord
+    from discovery.runs.refresh import refresh_async, refresh_report_path
+    from discovery.runs.runlock import RunLock
+
+    settings = settings_from(data_root, config)
+    budgets = parse_budgets(budget or [])
+    names = [] if all_portfolios else list(portfolios or [])
+    layout = settings.layout
+    layout.state_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock.for_refresh(layout.state_dir)
+    if not lock.acquire():
+        message = f"refresh already running (pid {lock.holder_pid()})"
+        if json_out:
+            print_json({"status": "already_running", "message": message})
+        else:
+            stdout.print(message, markup=False)
+        raise typer.Exit(EXIT_OK)
+    try:
+        with upstream_for(settings, sandbox, offline) as (upstream, url):
+            result = guarded(
+                lambda: asyncio.run(
+                    refresh_async(
+                        settings,
+                        names,
+                        upstream=upstream,  # type: ignore[arg-type]
+                        sandbox_url=url,
+                        horizon=timedelta(hours=horizon_hours),
+                        budgets=budgets,
+                    )
+                )
+            )
+    finally:
+        lock.release()
+    started = today()
+    path = refresh_report_path(layout.refresh_reports_dir, started.date(), result.run_id)
+    body = result.to_json()
+    atomic_write_json(path, body)
+    code = 3 if result.failed else 0
+    record_in_ledger(
+        layout.state_dir,
+        RunRecord(
+            run_id=result.run_id,
+            kind="refresh",
+            portfolio=",".join(result.portfolios)[:200] or None,
+            started_at=started,
+            duration_ms=int(result.duration_ms),
+            network_requests=sum(int(u.get("network_requests", 0)) for u in result.usage.values()),
+            cache_hits=sum(int(u.get("cache_hits", 0)) for u in result.usage.values()),
+            gaps=len(result.failed) + len(result.skipped_budget),
+            peak_rss_mb=round(peak_rss_mb(), 1),
+            exit_code=code,
+            upstream=upstream,
+            per_service={k: dict(v) for k, v in result.usage.items()},
+        ),
+    )
+    if json_out:
+        print_json({**{k: v for k, v in body.items() if k != "details"}, "report_path": str(path)})
+    else:
+        stdout.print(
+            f"refreshed {body['refreshed']}, already fresh {body['skipped_fresh']}, "
+            f"over budget {body['skipped_budget']}, failed {body['failed']} "
+            f"in {body['duration_ms'] / 1000:.1f} s",
+            markup=False,
+        )
+        used = ", ".join(
+            f"{k} {v}/{body['budget'].get(k) if body['budget'].get(k) is not None else '∞'}"
+            for k, v in sorted(body["budget_used"].items())
+        )
+        if used:
+            stdout.print(f"budget used: {used}", markup=False)
+        stdout.print(f"report: {path}", markup=False)
+    raise typer.Exit(code)

@@ -1,0 +1,1 @@
+"""Stage 1: the trade-history CSV, streamed in chunks into a bounded TradeBook."""

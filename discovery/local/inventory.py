@@ -1,0 +1,370 @@
+"""Stage 0: what local analysis already exists for the portfolio's tickers.
+
+Each analysis folder is listed once (`os.scandir`); file names say the ticker or sector and the
+date (`{TICKER}_{YYYYMMDD}.md`, split on the last underscore because tickers never contain one,
+sector names may). The latest file per ticker is chosen by the date in its name — never by mtime,
+which copies and checkouts rewrite — and only that file of each requested ticker is read, so the
+cost is one directory listing plus one small read per covered ticker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from discovery.errors import InputError
+from discovery.layout import DataLayout
+from discovery.local.analysis_files import parse_fundamental, parse_sector_file
+from discovery.local.sectors import canonical_sector
+from discovery.tickers import is_valid_ticker, normalize_ticker
+
+DEFAULT_MAX_AGE_DAYS = 30
+
+
+@dataclass(frozen=True)
+class FundamentalEntry:
+    """The latest fundamental file of one ticker and what it states (None = not stated)."""
+
+    ticker: str
+    file: str  # relative to the data root, POSIX separators
+    date: date
+    age_days: int
+    stale: bool
+    recommendation: str | None
+    conviction: float | None
+    fair_value_low: float | None
+    fair_value_high: float | None
+    current_price: float | None
+    sector: str | None  # canonical (discovery.local.sectors)
+    older_versions: int = 0
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "date": self.date.isoformat(),
+            "age_days": self.age_days,
+            "stale": self.stale,
+            "recommendation": self.recommendation,
+            "conviction": self.conviction,
+            "fair_value_low": self.fair_value_low,
+            "fair_value_high": self.fair_value_high,
+            "current_price": self.current_price,
+            "sector": self.sector,
+        }
+
+
+@dataclass(frozen=True)
+class SectorEntry:
+    """The latest sector file of one canonical sector."""
+
+    sector: str
+    file: str
+    date: date
+    age_days: int
+    stale: bool
+    recommendation: str | None
+    confidence: float | None
+    older_versions: int = 0
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "date": self.date.isoformat(),
+            "age_days": self.age_days,
+            "stale": self.stale,
+            "recommendation": self.recommendation,
+            "confidence": self.confidence,
+        }
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Tickers with a local fundamental file (stale ones included) over all requested tickers."""
+
+    with_analysis: int
+    total: int
+
+    @property
+    def ratio(self) -> float:
+        return round(self.with_analysis / self.total, 4) if self.total else 0.0
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Stage 0's result. `fundamentals` keeps the requested order; None means no local file."""
+
+    today: date
+    max_age_days: int
+    fundamentals: Mapping[str, FundamentalEntry | None]
+    sectors: Mapping[str, SectorEntry]
+    unrecognized_fundamental_files: tuple[str, ...] = ()
+    unrecognized_sector_files: tuple[str, ...] = ()
+    rejected_tickers: tuple[str, ...] = ()
+
+    @property
+    def unrecognized_files(self) -> tuple[str, ...]:
+        """Files in the analysis folders whose names follow no rule (relative to the data root)."""
+        return (*self.unrecognized_fundamental_files, *self.unrecognized_sector_files)
+
+    @property
+    def coverage(self) -> Coverage:
+        found = sum(entry is not None for entry in self.fundamentals.values())
+        return Coverage(with_analysis=found, total=len(self.fundamentals))
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return tuple(t for t, entry in self.fundamentals.items() if entry is None)
+
+    @property
+    def stale(self) -> tuple[str, ...]:
+        return tuple(t for t, entry in self.fundamentals.items() if entry and entry.stale)
+
+    def entries(self) -> dict[str, FundamentalEntry]:
+        """The requested tickers that have a local fundamental file (stale ones included)."""
+        return {t: e for t, e in self.fundamentals.items() if e is not None}
+
+    def fresh_files(self) -> dict[str, str]:
+        """Ticker → file for fresh local files that state a sector: these replace a profile fetch.
+
+        A stale file, or one that does not say the sector, leaves the profile to be fetched.
+        """
+        return {
+            t: e.file
+            for t, e in self.fundamentals.items()
+            if e is not None and not e.stale and e.sector is not None
+        }
+
+    @property
+    def stale_sectors(self) -> tuple[str, ...]:
+        return tuple(s for s, entry in self.sectors.items() if entry.stale)
+
+    def to_report_section(self) -> dict[str, Any]:
+        """JSON-ready `local_data_integration` content (the lead adds `cache_inventory`)."""
+        coverage = self.coverage
+        warnings = [
+            {"ticker": t, "file": e.file, "message": w}
+            for t, e in self.fundamentals.items()
+            if e is not None
+            for w in e.warnings
+        ]
+        sector_warnings = [
+            {"sector": s, "file": e.file, "message": w}
+            for s, e in self.sectors.items()
+            for w in e.warnings
+        ]
+        return {
+            "fundamental_analysis": {
+                "coverage": {
+                    "with_analysis": coverage.with_analysis,
+                    "total": coverage.total,
+                    "ratio": coverage.ratio,
+                },
+                "max_age_days": self.max_age_days,
+                "missing": list(self.missing),
+                "stale": list(self.stale),
+                "tickers": {
+                    t: (e.to_dict() if e is not None else None)
+                    for t, e in self.fundamentals.items()
+                },
+                "warnings": warnings,
+                "unrecognized_files": list(self.unrecognized_fundamental_files),
+            },
+            "sector_analysis": {
+                "sectors": {s: e.to_dict() for s, e in sorted(self.sectors.items())},
+                "stale": sorted(self.stale_sectors),
+                "warnings": sector_warnings,
+                "unrecognized_files": list(self.unrecognized_sector_files),
+            },
+        }
+
+
+# --- file names -------------------------------------------------------------------------------
+
+
+def split_dated_name(name: str) -> tuple[str, date] | None:
+    """`BRK-B_20260101.md` → ("BRK-B", 2026-01-01); None when the name is not `{stem}_{date}.md`."""
+    if len(name) < 13 or name[-3:].lower() != ".md":
+        return None
+    stem, sep, day = name[:-3].rpartition("_")
+    if not sep or not stem or len(day) != 8 or not day.isdigit():
+        return None
+    try:
+        return stem, date(int(day[:4]), int(day[4:6]), int(day[6:]))
+    except ValueError:
+        return None
+
+
+@dataclass
+class _Latest:
+    """The newest file seen for one key while a directory is listed."""
+
+    name: str
+    day: date
+    path: str
+    versions: int = 1
+
+
+def _scan_dir(
+    directory: Path, key_of: Callable[[str], str | None], rel_dir: str
+) -> tuple[dict[str, _Latest], list[str]]:
+    """One listing of `directory`: latest file per key, and the names no rule recognized.
+
+    Dotfiles (`.gitkeep`) and sub-directories are skipped silently. A missing folder holds no
+    analysis (a fresh data root); an unlistable one is an input error.
+    """
+    latest: dict[str, _Latest] = {}
+    unrecognized: list[str] = []
+    try:
+        entries = os.scandir(directory)
+    except FileNotFoundError:
+        return latest, unrecognized
+    except OSError as exc:
+        raise InputError(
+            f"Cannot list the analysis folder {directory}: {exc.strerror or exc}.", path=directory
+        ) from None
+    with entries:
+        for entry in entries:
+            name = entry.name
+            if name.startswith(".") or not entry.is_file():
+                continue
+            parsed = split_dated_name(name)
+            key = key_of(parsed[0]) if parsed else None
+            if parsed is None or key is None:
+                unrecognized.append(f"{rel_dir}/{name}")
+                continue
+            day = parsed[1]
+            seen = latest.get(key)
+            if seen is None:
+                latest[key] = _Latest(name, day, entry.path)
+            else:
+                seen.versions += 1
+                # Latest date wins; on a same-date tie (AAPL_ vs aapl_) the smaller name, so the
+                # choice does not depend on listing order.
+                if (day, seen.name) > (seen.day, name):
+                    seen.name, seen.day, seen.path = name, day, entry.path
+    unrecognized.sort()
+    return latest, unrecognized
+
+
+def _ticker_key(stem: str) -> str | None:
+    ticker = normalize_ticker(stem)
+    return ticker if is_valid_ticker(ticker) else None
+
+
+def read_analysis_file(path: str, shown: str) -> str:
+    """The text of one analysis file; unreadable, binary or non-UTF-8 → one InputError sentence."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise InputError(
+            f"Cannot read analysis file {shown}: {exc.strerror or exc}.", path=shown
+        ) from None
+    if b"\x00" in data:
+        raise InputError(
+            f"Analysis file {shown} is binary, not markdown text; remove it or replace it.",
+            path=shown,
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"Analysis file {shown} is not UTF-8 text (bad byte at offset {exc.start}); "
+            "re-save it as UTF-8.",
+            path=shown,
+        ) from None
+
+
+# --- stage 0 --------------------------------------------------------------------------------------
+
+
+def _relative_dir(layout: DataLayout, directory: Path) -> str:
+    try:
+        return directory.relative_to(layout.root).as_posix()
+    except ValueError:
+        return directory.as_posix()
+
+
+def build_inventory(
+    layout: DataLayout,
+    tickers: Iterable[str],
+    *,
+    today: date,
+    max_age_days: int = DEFAULT_MAX_AGE_DAYS,
+) -> Inventory:
+    """Latest fundamental file per requested ticker and latest sector file per sector.
+
+    Requested tickers are normalized (upper-case) and de-duplicated in order. One that is not a
+    plausible symbol is never matched against a file name nor counted in coverage: it is only
+    listed in `rejected_tickers` (ingest refuses such tickers before this stage runs).
+    File errors (unreadable, binary, not UTF-8) raise InputError naming the file — only for the
+    files this run reads: the latest of each requested ticker and the latest of each sector.
+    """
+    requested: dict[str, None] = {}  # ordered set
+    rejected: dict[str, None] = {}
+    for raw in tickers:
+        ticker = normalize_ticker(raw)
+        (requested if is_valid_ticker(ticker) else rejected)[ticker] = None
+
+    fund_rel = _relative_dir(layout, layout.fundamental_dir)
+    latest, unrecognized = _scan_dir(layout.fundamental_dir, _ticker_key, fund_rel)
+    fundamentals: dict[str, FundamentalEntry | None] = {}
+    for ticker in requested:
+        seen = latest.get(ticker)
+        if seen is None:
+            fundamentals[ticker] = None
+            continue
+        shown = f"{fund_rel}/{seen.name}"
+        facts = parse_fundamental(read_analysis_file(seen.path, shown))
+        age = (today - seen.day).days
+        warnings = facts.warnings if age >= 0 else (*facts.warnings, "dated in the future")
+        fundamentals[ticker] = FundamentalEntry(
+            ticker=ticker,
+            file=shown,
+            date=seen.day,
+            age_days=age,
+            stale=age > max_age_days,
+            recommendation=facts.recommendation,
+            conviction=facts.conviction,
+            fair_value_low=facts.fair_value_low,
+            fair_value_high=facts.fair_value_high,
+            current_price=facts.current_price,
+            sector=facts.sector,
+            older_versions=seen.versions - 1,
+            warnings=warnings,
+        )
+
+    sector_rel = _relative_dir(layout, layout.sector_dir)
+    sector_latest, sector_unrecognized = _scan_dir(layout.sector_dir, canonical_sector, sector_rel)
+    sectors: dict[str, SectorEntry] = {}
+    for sector, seen in sorted(sector_latest.items()):
+        shown = f"{sector_rel}/{seen.name}"
+        sector_facts = parse_sector_file(read_analysis_file(seen.path, shown))
+        age = (today - seen.day).days
+        sectors[sector] = SectorEntry(
+            sector=sector,
+            file=shown,
+            date=seen.day,
+            age_days=age,
+            stale=age > max_age_days,
+            recommendation=sector_facts.recommendation,
+            confidence=sector_facts.confidence,
+            older_versions=seen.versions - 1,
+            warnings=sector_facts.warnings,
+        )
+
+    return Inventory(
+        today=today,
+        max_age_days=max_age_days,
+        fundamentals=fundamentals,
+        sectors=sectors,
+        unrecognized_fundamental_files=tuple(unrecognized),
+        unrecognized_sector_files=tuple(sector_unrecognized),
+        rejected_tickers=tuple(rejected),
+    )

@@ -1,0 +1,1 @@
+"""Stage 4: the report (assembly, market context, gaps, confidence, summary, schema)."""

@@ -1,0 +1,1 @@
+"""The runs: discover and refresh end to end, the run ledger, the refresh lock, the schedule."""

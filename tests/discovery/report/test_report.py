@@ -1,0 +1,213 @@
+"""Stage 4 pieces: the confidence formula, gap classification, the bounded summary, the schema."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from discovery.ingest.trades import ingest
+from discovery.layout import DataLayout
+from discovery.local.inventory import build_inventory
+from discovery.plan.planner import FetchPlan, PlannedGap
+from discovery.report.assemble import AssembleInputs, assemble_report
+from discovery.report.confidence import WEIGHTS, confidence
+from discovery.report.gaps import Gap, dedupe_gaps
+from discovery.report.schema import validate_report
+from discovery.report.summary import SUMMARY_LIMIT, render_summary
+from services.sandbox.portfolios import write_trades_csv
+
+TODAY = date(2026, 11, 21)
+
+
+def test_weights_sum_to_one() -> None:
+    assert sum(WEIGHTS.values()) == pytest.approx(1.0)
+
+
+def test_confidence_formula_by_hand() -> None:
+    components = {
+        "trade_quality": 0.95,
+        "local_coverage": 0.5,
+        "ticker_data": 0.8,
+        "market_context": 0.25,
+    }
+    assert confidence(components) == round(0.4 * 0.95 + 0.2 * 0.5 + 0.2 * 0.8 + 0.2 * 0.25, 4)
+    assert confidence({k: 1.0 for k in WEIGHTS}) == 1.0
+    assert confidence({}) == 0.0
+    # components are clamped to [0, 1]
+    assert confidence({"trade_quality": 2.0, "local_coverage": -1.0}) == 0.4
+
+
+def test_gap_classification() -> None:
+    assert not Gap("ZZQ", "fmp", "profile", "not_found").is_fault
+    assert not Gap("X", "sec_edgar", "submissions", "not_applicable").is_fault
+    for reason in ("offline", "unavailable", "memory_ceiling", "quota_exhausted", "no_data"):
+        assert Gap("AAPL", "fred", "observations", reason).is_fault, reason
+
+
+def test_gap_from_planned_and_dedupe_keeps_market_series_apart() -> None:
+    planned = PlannedGap(None, "fred", "observations", "offline", None, subject="FEDFUNDS")
+    gap = Gap.from_planned(planned)
+    assert gap.to_json()["subject"] == "FEDFUNDS"
+    gaps = [
+        gap,
+        Gap(None, "fred", "observations", "unavailable", None, "DGS10"),
+        Gap(None, "fred", "observations", "unavailable", "again", "FEDFUNDS"),
+        Gap("AAPL", "yahoo_finance", "chart", "offline"),
+        Gap("AAPL", "yahoo_finance", "chart", "no_data"),
+    ]
+    out = dedupe_gaps(gaps)
+    assert [(g.about, g.reason) for g in out] == [
+        ("FEDFUNDS", "offline"),
+        ("DGS10", "unavailable"),
+        ("AAPL", "offline"),
+    ]
+
+
+@pytest.fixture
+def small_inputs(tmp_path: Path) -> AssembleInputs:
+    root = tmp_path / "data"
+    csv = root / "raw" / "trade_history" / "t.csv"
+    write_trades_csv(csv, 6, ["AAPL", "ZZQA", "PG"], seed=5)
+    (root / "outputs" / "fundamental_analysis").mkdir(parents=True)
+    (root / "outputs" / "fundamental_analysis" / "AAPL_20261112.md").write_text(
+        "---\ntitle: AAPL\nsector: Technology\n---\n\n# AAPL\n", encoding="utf-8"
+    )
+    book = ingest(csv)
+    inventory = build_inventory(DataLayout(root), book.ticker_symbols, today=TODAY)
+    plan = FetchPlan(
+        fetches=(),
+        covered=(),
+        gaps=(PlannedGap("ZZQA", "fmp", "profile", "not_found", "cached negative", "ZZQA"),),
+        price_range="10y",
+    )
+    return AssembleInputs(
+        portfolio="t",
+        run_id="20261121T000000Z-abcdef12",
+        started_at=datetime(2026, 11, 21, 8, 0, tzinfo=UTC),
+        tool_version="0.1.0",
+        upstream="offline",
+        data_source="raw/trade_history/t.csv",
+        book=book,
+        inventory=inventory,
+        plan=plan,
+        filings_plan=None,
+        results={},
+        fetch_gaps=[],
+        usage={},
+        cache_inventory={},
+        today=TODAY,
+        timeframe="all",
+        benchmark="SPY",
+        report_path="outputs/trade_history/discovery/t_20261121.json",
+    )
+
+
+def finish(report: dict[str, Any]) -> dict[str, Any]:
+    report["discovery_metadata"]["stage_timings_ms"] = {"inventory": 1.0, "ingest": 2.0}
+    return report
+
+
+def test_assembled_confidence_is_measured(small_inputs: AssembleInputs) -> None:
+    report, gaps = assemble_report(small_inputs)
+    validate_report(finish(report))
+    meta = report["discovery_metadata"]
+    comps = meta["confidence_components"]
+    # one of three tickers has a (fresh) local file; nothing fetched, so only the local
+    # profile of AAPL is present among 3 tickers × (chart, profile)
+    assert comps["local_coverage"] == pytest.approx(1 / 3, abs=1e-4)
+    assert comps["ticker_data"] == pytest.approx(1 / 6, abs=1e-4)
+    assert comps["market_context"] == 0.0
+    assert comps["trade_quality"] == pytest.approx(small_inputs.book.overall_confidence, abs=1e-4)
+    expected = 0.4 * comps["trade_quality"] + 0.2 * comps["local_coverage"]
+    expected += 0.2 * comps["ticker_data"]
+    assert meta["confidence_score"] == pytest.approx(expected, abs=1e-3)
+    assert report["ticker_data"]["AAPL"]["provenance"]["profile"]["origin"] == "local"
+    # the unknown ticker's profile gap is inherent; the missing charts are faults
+    by = {(g.ticker, g.dataset): g for g in gaps}
+    assert not by[("ZZQA", "profile")].is_fault
+    assert by[("PG", "chart")].is_fault
+    assert report["next_phase_inputs"]["complete"] is False
+
+
+def fake_report(n_tickers: int, n_gaps: int) -> dict[str, Any]:
+    tickers = [f"T{i:05d}" for i in range(n_tickers)]
+    usage = {
+        s: {
+            "planned": 10**6,
+            "cache_hits": 10**6,
+            "network_requests": 10**6,
+            "errors": 12345,
+            "breaker_state": "open",
+        }
+        for s in ("yahoo_finance", "fmp", "alpha_vantage", "sec_edgar", "fred", "coingecko", "imf")
+    }
+    reasons = ["offline", "unavailable", "not_found", "memory_ceiling", "quota_exhausted"]
+    services = ["yahoo_finance", "fmp", "fred", "sec_edgar"]
+    return {
+        "portfolio": "x" * 200,
+        "discovery_metadata": {"upstream": "sandbox", "confidence_score": 0.5},
+        "portfolio_summary": {
+            "total_trades": 10**6,
+            "closed_trades": 10**6,
+            "active_trades": 0,
+            "unique_tickers": n_tickers,
+            "first_entry_date": "2015-01-02",
+            "last_exit_date": "2026-11-20",
+        },
+        "performance_metrics": {"win_rate": 0.5, "profit_factor": None, "total_pnl": 1.0},
+        "local_data_integration": {
+            "fundamental_analysis": {
+                "coverage": {"with_analysis": 0, "total": n_tickers, "ratio": 0.0},
+                "stale": tickers,
+            }
+        },
+        "market_context": {"benchmarks": {}, "volatility": {}},
+        "service_usage": usage,
+        "data_quality_assessment": {
+            "issues": [
+                {"row": i, "kind": f"kind_{i % 50}_" + "k" * 40, "message": "m"}
+                for i in range(5000)
+            ]
+        },
+        "gaps": [
+            {
+                "ticker": tickers[i % n_tickers] + "X" * 15,
+                "service": services[i % 4] + "_" * 40,
+                "dataset": "chart",
+                "reason": reasons[i % 5] + str(i % 13) + "r" * 60,
+            }
+            for i in range(n_gaps)
+        ],
+        "next_phase_inputs": {"tickers_missing_analysis": [t + "Y" * 20 for t in tickers]},
+    }
+
+
+@pytest.mark.parametrize(("tickers", "gaps"), [(1, 0), (2000, 6000), (20000, 100000)])
+def test_summary_is_bounded(tickers: int, gaps: int) -> None:
+    path = "/very/long/path/" + "p" * 300 + "/report.json"
+    text = render_summary(fake_report(tickers, gaps), path)
+    assert len(text) < SUMMARY_LIMIT
+    assert text.rstrip().endswith(path)
+    if gaps:
+        assert f"Gaps: {gaps}" in text
+
+
+def test_schema_rejects_a_broken_report(small_inputs: AssembleInputs) -> None:
+    report, _ = assemble_report(small_inputs)
+    finish(report)
+    validate_report(report)
+    for mutate in (
+        lambda r: r.pop("gaps"),
+        lambda r: r["discovery_metadata"].__setitem__("confidence_score", 1.5),
+        lambda r: r["discovery_metadata"].__setitem__("data_source", "/abs/path.csv"),
+        lambda r: r.__setitem__("extra", 1),
+    ):
+        broken = copy.deepcopy(report)
+        mutate(broken)
+        with pytest.raises(jsonschema.ValidationError):
+            validate_report(broken)
