@@ -1,4 +1,20 @@
-"""Cache values: JSON envelopes, never pickle (a cache directory must not be able to run code)."""
+"""Cache values: JSON envelopes, never pickle (a cache directory must not be able to run code).
+
+Version 2 layout (compact UTF-8 JSON, the payload last):
+
+    {"v":2,"sha256":"<64 hex>","key":…,"service":…,"dataset":…,"status":…,
+     "fetched_at":…,"expires_at":…,"request":{…},"upstream":…,"payload":<canonical payload>}
+
+The sha256 covers every byte of the envelope except its own 64 hex digits, so an edited header
+(an `expires_at` moved to 2999) fails the check as surely as an edited payload. Checking it
+hashes the stored bytes: nothing is re-serialized. Because the digest sits at a fixed offset and
+the payload comes last, a reader can verify an entry and decode only its header (planning asks
+"fresh until when?") and decode the payload later, only if it is used.
+
+Version 1 envelopes hashed the payload alone: their header is unprotected, so they are never
+served (`LegacyEntry`: a miss, refetched and overwritten); `cache verify` counts them and
+`cache optimize` removes them.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +23,37 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Literal
 
 import orjson
 
+from cache.errors import CorruptEntry, LegacyEntry
+
 Status = Literal["ok", "negative"]
-ENVELOPE_VERSION = 1
+ENVELOPE_VERSION = 2
 
-
-class CorruptEntry(Exception):
-    """An entry whose bytes are not a valid envelope or whose payload hash does not match."""
+_PREFIX = b'{"v":2,"sha256":"'
+_DIGEST_END = len(_PREFIX) + 64
+_AFTER_DIGEST = b'",'
+_PAYLOAD_MARK = b',"payload":'
+_LEGACY_PREFIXES = (b'{"v":1,',)
+LEGACY_PROBE_BYTES = 8  # enough leading bytes to tell a version-1 envelope from the others
+_HEADER_FIELDS = frozenset(
+    {
+        "v",
+        "sha256",
+        "key",
+        "service",
+        "dataset",
+        "status",
+        "fetched_at",
+        "expires_at",
+        "request",
+        "upstream",
+    }
+)
+_ALL_FIELDS = _HEADER_FIELDS | {"payload"}
 
 
 def canonical_json(payload: Any) -> str:
@@ -38,68 +75,34 @@ def canonical_json(payload: Any) -> str:
 
 def _has_special_floats(value: Any) -> bool:
     """NaN/Infinity anywhere in a JSON tree (orjson would write them as null)."""
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_has_special_floats(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_special_floats(v) for v in value)
+    stack = [value]
+    while stack:  # iterative: a deep tree must not hit the recursion limit
+        item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return False
 
 
 def loads(data: bytes | str) -> Any:
-    """Decode JSON (orjson; the standard library for what orjson refuses, such as NaN)."""
+    """Decode JSON: orjson, or the standard library for what orjson refuses (such as NaN).
+
+    Nesting beyond orjson's limit (1024) is refused outright, never handed to the recursive
+    standard-library decoder (a planted 100,000-deep document would raise RecursionError).
+    """
     try:
         return orjson.loads(data)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc) or "recursion" in str(exc):
+            raise ValueError("JSON nested too deep") from None
+    try:
         return json.loads(data)
-
-
-def payload_sha256(payload: Any) -> str:
-    """Hash of the canonical JSON form of a payload (key order does not matter)."""
-    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
-
-
-_HEADER_FIELDS = (
-    "v",
-    "key",
-    "service",
-    "dataset",
-    "status",
-    "fetched_at",
-    "expires_at",
-    "sha256",
-    "request",
-    "upstream",
-)
-_ALL_FIELDS = frozenset((*_HEADER_FIELDS, "payload"))
-_PAYLOAD_MARK = ',"payload":'
-_PAYLOAD_MARK_BYTES = _PAYLOAD_MARK.encode()
-
-
-def _header_prefix(header: dict[str, Any]) -> str:
-    """`{...header...,"payload":` exactly as `encode` writes it."""
-    try:  # orjson writes compact UTF-8 in insertion order, as json.dumps does with these options
-        text = orjson.dumps(header).decode("utf-8")
-    except (orjson.JSONEncodeError, TypeError):
-        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False)
-    return text[:-1] + _PAYLOAD_MARK
-
-
-def _payload_bytes_match(data: bytes, sha: str) -> bool:
-    """Fast path: hash the stored canonical payload bytes instead of re-serializing the payload.
-
-    `encode` writes the payload last, after the first `,"payload":` (header strings cannot hold
-    that sequence unescaped). A slice that is not exactly the canonical payload (bytes written
-    some other way, a request with a "payload" field) cannot match the hash by accident, and the
-    caller then falls back to re-serializing the decoded payload.
-    """
-    if not isinstance(data, bytes) or not data.endswith(b"}"):
-        return False
-    at = data.find(_PAYLOAD_MARK_BYTES)
-    if at < 0:
-        return False
-    return hashlib.sha256(data[at + len(_PAYLOAD_MARK_BYTES) : -1]).hexdigest() == sha
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
 
 
 def utcnow() -> datetime:
@@ -115,6 +118,19 @@ def expiry_tag(expires_at: datetime) -> int:
     return math.ceil(expires_at.timestamp())
 
 
+def is_legacy(prefix: bytes) -> bool:
+    """Whether stored bytes starting with `prefix` are an envelope of an older version."""
+    return prefix.startswith(_LEGACY_PREFIXES)
+
+
+def _digest(data: bytes | memoryview) -> str:
+    """sha256 of an encoded envelope without its own digest field's 64 hex characters."""
+    view = memoryview(data)
+    h = hashlib.sha256(view[: len(_PREFIX)])
+    h.update(view[_DIGEST_END:])
+    return h.hexdigest()
+
+
 def _parse_time(value: Any) -> datetime:
     if not isinstance(value, str):
         raise CorruptEntry("timestamp is not a string")
@@ -124,18 +140,37 @@ def _parse_time(value: Any) -> datetime:
     return parsed
 
 
+def _dumps_compact(obj: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON in insertion order (orjson; the standard library for the rest)."""
+    try:
+        return orjson.dumps(obj)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _decode_payload(raw: bytes) -> Any:
+    try:
+        return loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptEntry(f"undecodable payload: {exc.__class__.__name__}") from None
+
+
 @dataclass(frozen=True)
 class Envelope:
-    """One cached answer of a service: what was asked, what came back, when, until when."""
+    """One cached answer of a service: what was asked, what came back, when, until when.
+
+    `payload` is decoded on first use from `payload_json` (the exact stored bytes, already
+    covered by the verified hash): reading only the header costs no payload decode.
+    """
 
     key: str
     service: str
     dataset: str
     status: Status
-    payload: Any
     fetched_at: datetime
     expires_at: datetime
     sha256: str
+    payload_json: bytes = field(repr=False)
     request: dict[str, Any] = field(default_factory=dict)
     upstream: str = "live"
 
@@ -146,31 +181,31 @@ class Envelope:
     def synthetic(self) -> bool:
         return self.upstream == "sandbox"
 
-    def to_json(self) -> dict[str, Any]:
+    @cached_property
+    def payload(self) -> Any:
+        """The decoded payload (`CorruptEntry` if its bytes are not JSON)."""
+        return _decode_payload(self.payload_json)
+
+    def header(self) -> dict[str, Any]:
+        """The header fields in their stored order (everything but `v`, `sha256`, `payload`)."""
         return {
-            "v": ENVELOPE_VERSION,
             "key": self.key,
             "service": self.service,
             "dataset": self.dataset,
             "status": self.status,
             "fetched_at": self.fetched_at.isoformat(),
             "expires_at": self.expires_at.isoformat(),
-            "sha256": self.sha256,
             "request": self.request,
             "upstream": self.upstream,
-            "payload": self.payload,
         }
 
-    def to_bytes(self, canonical_payload: str | None = None) -> bytes:
-        """Compact JSON, the header first and the canonical payload last.
-
-        `canonical_payload` (the `canonical_json` of the payload, already computed for its hash)
-        saves serializing the payload twice.
-        """
-        header = self.to_json()
-        del header["payload"]
-        body = canonical_json(self.payload) if canonical_payload is None else canonical_payload
-        return (_header_prefix(header) + body + "}").encode("utf-8")
+    def to_bytes(self) -> bytes:
+        """The stored form (see the module docstring); the digest is computed over it."""
+        head = _dumps_compact(self.header())
+        body = _AFTER_DIGEST + head[1:-1] + _PAYLOAD_MARK + self.payload_json + b"}"
+        h = hashlib.sha256(_PREFIX)
+        h.update(body)
+        return _PREFIX + h.hexdigest().encode("ascii") + body
 
     @classmethod
     def build(
@@ -186,53 +221,108 @@ class Envelope:
         request: dict[str, Any],
         upstream: str,
     ) -> tuple[Envelope, bytes]:
-        """A new envelope and its bytes, the payload serialized once (for hash and body)."""
-        canonical = canonical_json(payload)
+        """A new envelope and its bytes, the payload serialized once."""
+        draft = cls(
+            key=key,
+            service=service,
+            dataset=dataset,
+            status=status,
+            fetched_at=fetched_at,
+            expires_at=expires_at,
+            sha256="",
+            payload_json=canonical_json(payload).encode("utf-8"),
+            request=request,
+            upstream=upstream,
+        )
+        data = draft.to_bytes()
         env = cls(
             key=key,
             service=service,
             dataset=dataset,
             status=status,
-            payload=payload,
             fetched_at=fetched_at,
             expires_at=expires_at,
-            sha256=hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
+            sha256=data[len(_PREFIX) : _DIGEST_END].decode("ascii"),
+            payload_json=draft.payload_json,
             request=request,
             upstream=upstream,
         )
-        return env, env.to_bytes(canonical)
+        env.__dict__["payload"] = payload  # already decoded: the cached_property's slot
+        return env, data
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, verify: bool = True) -> Envelope:
-        """Decode and (by default) verify the payload hash; any flaw is `CorruptEntry`."""
+    def from_bytes(cls, data: bytes, *, verify: bool = True, decode: bool = True) -> Envelope:
+        """Check the hash (unless `verify` is False) and decode the header; with `decode`, the
+        payload too. Any flaw is `CorruptEntry`; an older version is `LegacyEntry`."""
+        if not isinstance(data, bytes):
+            raise CorruptEntry("not a tradescout envelope")
+        if not data.startswith(_PREFIX):
+            if is_legacy(data[:LEGACY_PROBE_BYTES]):
+                raise LegacyEntry("envelope version 1 (header not covered by its hash)")
+            raise CorruptEntry("not a tradescout envelope")
+        if (
+            len(data) < _DIGEST_END + len(_AFTER_DIGEST) + 1
+            or data[_DIGEST_END : _DIGEST_END + len(_AFTER_DIGEST)] != _AFTER_DIGEST
+            or not data.endswith(b"}")
+        ):
+            raise CorruptEntry("not a tradescout envelope")
+        stored = data[len(_PREFIX) : _DIGEST_END].decode("ascii", "replace")
+        if verify and _digest(data) != stored:
+            raise CorruptEntry("envelope sha256 mismatch")
+        head, payload_json = _split(data)
+        env = cls._from_header(head, payload_json)
+        if env.sha256 != stored:
+            raise CorruptEntry("envelope sha256 mismatch")
+        if decode:
+            _ = env.payload
+        return env
+
+    @classmethod
+    def _from_header(cls, obj: dict[str, Any], payload_json: bytes) -> Envelope:
+        if set(obj) != _HEADER_FIELDS or obj.get("v") != ENVELOPE_VERSION:
+            raise CorruptEntry("unexpected fields in envelope")
         try:
-            obj = loads(data)
-            if not isinstance(obj, dict) or obj.get("v") != ENVELOPE_VERSION:
-                raise CorruptEntry("not a tradescout envelope")
-            if not set(obj) <= _ALL_FIELDS:
-                raise CorruptEntry("unexpected fields in envelope")
             env = cls(
                 key=str(obj["key"]),
                 service=str(obj["service"]),
                 dataset=str(obj["dataset"]),
                 status=obj["status"],
-                payload=obj["payload"],
                 fetched_at=_parse_time(obj["fetched_at"]),
                 expires_at=_parse_time(obj["expires_at"]),
                 sha256=str(obj["sha256"]),
-                request=dict(obj.get("request") or {}),
-                upstream=str(obj.get("upstream", "live")),
+                payload_json=payload_json,
+                request=dict(obj["request"] or {}),
+                upstream=str(obj["upstream"]),
             )
         except CorruptEntry:
             raise
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise CorruptEntry(f"undecodable envelope: {exc.__class__.__name__}") from None
         if env.status not in ("ok", "negative"):
             raise CorruptEntry(f"unknown status {env.status!r}")
-        if (
-            verify
-            and not _payload_bytes_match(data, env.sha256)
-            and payload_sha256(env.payload) != env.sha256
-        ):
-            raise CorruptEntry("payload sha256 mismatch")
         return env
+
+
+def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """(header, payload bytes) of a version-2 envelope whose framing was checked.
+
+    The first `,"payload":` outside a string is the payload field: inside a JSON string a `"`
+    is escaped, and one inside the nested `request` object leaves the header slice unbalanced,
+    so it fails to parse and the whole envelope is decoded instead (slower, same answer).
+    """
+    at = data.find(_PAYLOAD_MARK, _DIGEST_END)
+    if at > 0:
+        try:
+            head = loads(data[:at] + b"}")
+        except (ValueError, UnicodeDecodeError):
+            head = None
+        if isinstance(head, dict) and set(head) == _HEADER_FIELDS:
+            return head, data[at + len(_PAYLOAD_MARK) : -1]
+    try:
+        whole = loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptEntry(f"undecodable envelope: {exc.__class__.__name__}") from None
+    if not isinstance(whole, dict) or set(whole) != _ALL_FIELDS:
+        raise CorruptEntry("unexpected fields in envelope")
+    payload = whole.pop("payload")
+    return whole, canonical_json(payload).encode("utf-8")

@@ -29,15 +29,17 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from cache.optimize import plan_namespace, reclaim_of
-from cache.scan import (
+from cache.disk.optimize import plan_namespace, reclaim_of
+from cache.disk.paths import QUARANTINE_DIR
+from cache.disk.scan import (
     NamespaceScan,
     find_strays,
     namespace_dirs,
+    quarantined_files,
     scan_namespace,
     tree_bytes,
 )
-from cache.store import QUARANTINE_DIR
+from cache.errors import storage_fault
 
 REPORT_VERSION = 1
 _EXAMPLES = 10
@@ -89,6 +91,7 @@ def namespace_figures(scan: NamespaceScan, now: datetime, quarantined: int) -> d
         "fresh": fresh,
         "expired": len(envelopes) - fresh,
         "negative": sum(1 for e in envelopes if e.status == "negative"),
+        "legacy": len(scan.legacy),
         "sandbox": sum(1 for e in envelopes if e.upstream == "sandbox"),
         "never_read": sum(1 for c in scan.checked if c.row.never_read),
         "oldest_fetched_at": _iso(min(fetched, default=None)),
@@ -133,6 +136,11 @@ def recommendations(
                 f"{name}: {ns['orphan_files']} value files belong to no entry; `cache optimize` "
                 f"removes them ({human_bytes(ns['orphan_bytes'])})"
             )
+        if ns["legacy"]:
+            out.append(
+                f"{name}: {ns['legacy']} entries are of an older envelope version (never served; "
+                "refetched when needed); `cache optimize` removes them"
+            )
         if ns["integrity_failures"]:
             out.append(
                 f"{name}: {ns['integrity_failures']} entries fail their integrity check; "
@@ -170,12 +178,12 @@ def build_cache_report(
     unreadable: list[dict[str, str]] = []
     qroot = root / QUARANTINE_DIR
     for directory in namespace_dirs(root):
-        qdir = qroot / directory.name
-        quarantined = sum(1 for _ in qdir.glob("*.bin")) if qdir.is_dir() else 0
+        quarantined = quarantined_files(root, directory.name)
         try:
             scan = scan_namespace(directory, decode=True)
-        except sqlite3.DatabaseError as exc:
-            unreadable.append({"namespace": directory.name, "error": str(exc)})
+        except (sqlite3.Error, OSError) as exc:
+            error = storage_fault(exc) or str(exc)
+            unreadable.append({"namespace": directory.name, "error": error})
             continue
         namespaces[directory.name] = namespace_figures(scan, now, quarantined)
     stray_list = find_strays(root)
@@ -198,10 +206,11 @@ def build_cache_report(
         "fresh": total("fresh"),
         "expired": total("expired"),
         "negative": total("negative"),
+        "legacy": total("legacy"),
         "never_read": total("never_read"),
         "integrity_failures": total("integrity_failures"),
         "quarantined_files": total("quarantined_files"),
-        "quarantine_bytes": tree_bytes(qroot) if qroot.is_dir() else 0,
+        "quarantine_bytes": tree_bytes(qroot) if qroot.is_dir() and not qroot.is_symlink() else 0,
         "strays": len(strays),
         "stray_bytes": stray_bytes,
         "counters_lifetime": lifetime,

@@ -11,6 +11,10 @@ Offline (`offline=True`) and unconfigured services (a required credential missin
 never touch the network: a fresh entry answers as "cache", a stale one as "stale", and a miss
 raises OfflineMode / NotConfigured. Quota exhaustion (ours or the service's signal) raises
 QuotaExhausted and is not masked by a stale entry.
+
+The cache is any `cache.backend.CacheBackend`. An answer the cache cannot store (the disk is
+full or read-only: `CacheWriteFailed`) is still returned, kept in memory for the rest of the run
+(so `peek` finds it), and listed in `cache_faults()`, which the pipeline reports as a gap.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from typing import Any
 
 import httpx
 
+from cache.backend import CacheBackend, CacheRead, ReadState, classify
 from cache.envelope import Envelope, utcnow
-from cache.store import CacheRead, CacheRoot, ReadState
+from cache.errors import CacheWriteFailed
+from cache.keys import redact
 from services.client import Ceiling, ServiceClient, install_log_redaction
 from services.config import Effective, ServiceConfig, resolve
 from services.errors import NotConfigured, OfflineMode, ServiceError, ServiceUnavailable
@@ -88,7 +94,7 @@ class ServiceHub:
     def __init__(
         self,
         configs: Mapping[str, ServiceConfig],
-        cache: CacheRoot,
+        cache: CacheBackend,
         state_dir: Path,
         *,
         max_concurrency: int = 16,
@@ -120,6 +126,8 @@ class ServiceHub:
             for name, eff in self._effective.items()
         }
         self._inflight: dict[tuple[str, str], asyncio.Future[Envelope]] = {}
+        self._uncached: dict[tuple[str, str], Envelope] = {}
+        self._cache_faults: dict[str, CacheWriteFailed] = {}
         self._open = False
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -173,9 +181,19 @@ class ServiceHub:
         )
 
     def peek(self, request: ServiceRequest) -> CacheRead:
-        """What the cache holds for a request, without counting (for planning)."""
+        """What the cache holds for a request, without counting (for planning): the header is
+        read, the payload decoded only if `envelope.payload` is used."""
         eff = self._effective[request.service]
-        return self._cache.namespace(request.service).peek(request.cache_key(eff.upstream))
+        key = request.cache_key(eff.upstream)
+        held = self._uncached.get((request.service, key))
+        if held is not None:
+            return classify(held, self._clock())
+        return self._cache.namespace(request.service).peek(key)
+
+    def cache_faults(self) -> dict[str, CacheWriteFailed]:
+        """Per service, the first write the cache refused this run (its answers were kept in
+        memory instead): the pipeline makes each a `disk_full` gap."""
+        return dict(self._cache_faults)
 
     def add_planned(self, service: str, n: int) -> None:
         self._client(service).usage.planned += n
@@ -240,7 +258,11 @@ class ServiceHub:
             raise ValueError(f"{request.service} has no dataset {request.dataset!r}")
         store = self._cache.namespace(request.service)
         key = request.cache_key(eff.upstream)
-        read = CacheRead(ReadState.MISS) if force else store.get(key)
+        held = self._uncached.get((request.service, key))
+        if force:
+            read = CacheRead(ReadState.MISS)
+        else:
+            read = classify(held, self._clock()) if held is not None else store.get(key)
         if read.state is ReadState.FRESH and read.envelope is not None:
             client.usage.cache_hits += 1
             return _from_envelope(request, read.envelope, "cache")
@@ -289,16 +311,30 @@ class ServiceHub:
         synthetic = answer.synthetic or eff.upstream == "sandbox"
         if answer.verdict == "negative":
             client.usage.negatives += 1
-        return self._cache.namespace(request.service).put(
-            key,
-            answer.payload,
-            dataset=request.dataset,
-            ttl=ttl,
-            request=_request_record(request),
-            status=answer.verdict,
+        fields: dict[str, Any] = {
+            "dataset": request.dataset,
+            "request": _request_record(request),
+            "status": answer.verdict,
             # A synthetic answer is labelled so even when a live-mode URL points at the sandbox.
-            upstream="sandbox" if synthetic else eff.upstream,
-        )
+            "upstream": "sandbox" if synthetic else eff.upstream,
+        }
+        try:
+            return self._cache.namespace(request.service).put(
+                key, answer.payload, ttl=ttl, **fields
+            )
+        except CacheWriteFailed as exc:
+            log.warning("%s: answer not cached (%s); kept for this run", request.service, exc)
+            self._cache_faults.setdefault(request.service, exc)
+            env, _ = Envelope.build(
+                key=key,
+                service=request.service,
+                payload=answer.payload,
+                fetched_at=now,
+                expires_at=now + ttl,
+                **{**fields, "request": redact(fields["request"])},
+            )
+            self._uncached[(request.service, key)] = env
+            return env
 
     async def _shared_network(
         self, client: ServiceClient, request: ServiceRequest, key: str

@@ -15,10 +15,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from cache.optimize import optimize
+from cache.disk.optimize import optimize
+from cache.disk.store import DiskNamespace
+from cache.disk.verify import verify
 from cache.report import build_cache_report
-from cache.store import NamespaceStore
-from cache.verify import verify
 from discovery.cli.cache import cache_app
 from tests.cache.test_store import T0, FakeClock, key_for
 
@@ -46,19 +46,19 @@ def tree_state(root: Path) -> dict[str, str]:
 def messy_cache(tmp_path: Path) -> Path:
     root = tmp_path / "data" / "cache"
     clock = FakeClock(T0)
-    fmp = NamespaceStore(root / "fmp", "fmp", clock=clock)
+    fmp = DiskNamespace(root / "fmp", "fmp", clock=clock)
     for i in range(4):
         fmp.put(key_for(f"OLD{i}"), {"i": i}, dataset="profile", ttl=timedelta(hours=1))
     for i in range(6):
         fmp.put(key_for(f"NEW{i}"), {"i": i}, dataset="profile", ttl=timedelta(days=7))
     fmp.close()
-    orphan = root / "fmp" / "ab" / "cd" / "0123456789abcdef0123456789.val"
+    orphan = root / "fmp" / "ab" / "cd" / "0123456789abcdef0123456789ab.val"
     orphan.parent.mkdir(parents=True)
     orphan.write_bytes(b"o" * 500)
     old = time.time() - 2 * 86400
     os.utime(orphan, (old, old))
 
-    fred = NamespaceStore(root / "fred", "fred", clock=clock)
+    fred = DiskNamespace(root / "fred", "fred", clock=clock)
     for i in range(40):
         fred.put(
             key_for(f"S{i:02d}", "fred", "series"),
@@ -118,7 +118,7 @@ def test_real_run_leaves_a_clean_cache(messy_cache: Path) -> None:
     assert fred["reclaimable"]["entries"] == 0
     assert (messy_cache / "_quarantine" / "fmp" / "keep.bin").exists()  # ours, not a stray
     # Fresh entries are still served; the recently read ones survived the cull.
-    store = NamespaceStore(
+    store = DiskNamespace(
         messy_cache / "fred", "fred", size_limit_bytes=LIMIT, clock=FakeClock(NOW)
     )
     keys = set(store.iter_keys())
@@ -134,14 +134,14 @@ def test_real_run_leaves_a_clean_cache(messy_cache: Path) -> None:
 
 def test_entry_rewritten_after_planning_is_kept(messy_cache: Path) -> None:
     """An entry refreshed by another process between plan and execution is not deleted."""
-    import cache.optimize as opt
+    import cache.disk.optimize as opt
 
     real_plan = opt.plan_namespace
 
     def plan_then_refresh(scan, now):  # type: ignore[no-untyped-def]
         plan = real_plan(scan, now)
         if scan.service == "fmp":
-            store = NamespaceStore(messy_cache / "fmp", "fmp", clock=FakeClock(NOW))
+            store = DiskNamespace(messy_cache / "fmp", "fmp", clock=FakeClock(NOW))
             store.put(key_for("OLD0"), {"i": "new"}, dataset="profile", ttl=timedelta(days=1))
             store.close()
         return plan
@@ -153,7 +153,7 @@ def test_entry_rewritten_after_planning_is_kept(messy_cache: Path) -> None:
         opt.plan_namespace = real_plan  # type: ignore[assignment]
     fmp = next(n for n in result.namespaces if n.service == "fmp")
     assert fmp.expired_entries == 3
-    store = NamespaceStore(messy_cache / "fmp", "fmp", clock=FakeClock(NOW))
+    store = DiskNamespace(messy_cache / "fmp", "fmp", clock=FakeClock(NOW))
     read = store.peek(key_for("OLD0"))
     store.close()
     assert read.fresh and read.envelope is not None and read.envelope.payload == {"i": "new"}

@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
+from cache.disk.store import DiskNamespace
 from cache.report import build_cache_report, hit_ratio, human_bytes, render_cache_report
-from cache.store import NamespaceStore
 from discovery.cli.cache import cache_app
 from tests.cache.test_store import T0, FakeClock, key_for
 
@@ -48,7 +48,7 @@ def known_cache(tmp_path: Path) -> Path:
     two strays; one quarantined file for fmp."""
     root = tmp_path / "data" / "cache"
     clock = FakeClock(T0)
-    fmp = NamespaceStore(root / "fmp", "fmp", clock=clock)
+    fmp = DiskNamespace(root / "fmp", "fmp", clock=clock)
     for i in range(4):
         fmp.put(
             key_for(f"A{i}"), {"i": i, "pad": "p" * 100}, dataset="profile", ttl=timedelta(hours=1)
@@ -67,7 +67,7 @@ def known_cache(tmp_path: Path) -> Path:
     fmp.record_last_run("run-1")
     fmp.close()
 
-    yahoo = NamespaceStore(root / "yahoo_finance", "yahoo_finance", clock=FakeClock(T0))
+    yahoo = DiskNamespace(root / "yahoo_finance", "yahoo_finance", clock=FakeClock(T0))
     for sym in ("AAPL", "MSFT", "NVDA"):
         yahoo.put(
             key_for(sym, "yahoo_finance", "chart"),
@@ -182,7 +182,7 @@ def test_hit_ratio_counts_stale_as_not_a_hit() -> None:
 
 def test_over_limit_namespace_is_recommended_for_culling(tmp_path: Path) -> None:
     root = tmp_path / "cache"
-    store = NamespaceStore(root / "fred", "fred", clock=FakeClock(T0))
+    store = DiskNamespace(root / "fred", "fred", clock=FakeClock(T0))
     for i in range(40):
         store.put(
             key_for(f"S{i}", "fred", "series"),

@@ -9,9 +9,11 @@ from pathlib import Path
 import diskcache
 import pytest
 
+from cache.backend import ReadState
+from cache.disk.scan import scan_namespace
+from cache.disk.store import DiskCache, DiskNamespace
 from cache.envelope import Envelope
 from cache.keys import derive_key
-from cache.store import CacheRoot, NamespaceStore, ReadState
 
 T0 = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
 
@@ -49,13 +51,13 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture()
-def store(tmp_path: Path, clock: FakeClock) -> NamespaceStore:
-    s = NamespaceStore(tmp_path / "fmp", "fmp", clock=clock)
+def store(tmp_path: Path, clock: FakeClock) -> DiskNamespace:
+    s = DiskNamespace(tmp_path / "fmp", "fmp", clock=clock)
     yield s  # type: ignore[misc]
     s.close()
 
 
-def test_put_then_get_is_a_fresh_hit(store: NamespaceStore) -> None:
+def test_put_then_get_is_a_fresh_hit(store: DiskNamespace) -> None:
     key = key_for("AAPL")
     written = store.put(
         key, [{"symbol": "AAPL", "sector": "Technology"}], dataset="profile", ttl=timedelta(days=7)
@@ -67,13 +69,13 @@ def test_put_then_get_is_a_fresh_hit(store: NamespaceStore) -> None:
     assert store.run_counters == {"writes": 1, "hits": 1}
 
 
-def test_absent_key_is_a_miss(store: NamespaceStore) -> None:
+def test_absent_key_is_a_miss(store: DiskNamespace) -> None:
     read = store.get(key_for("MSFT"))
     assert read.state is ReadState.MISS and not read.usable and read.envelope is None
     assert store.run_counters["misses"] == 1
 
 
-def test_ttl_expiry_with_injected_clock(store: NamespaceStore, clock: FakeClock) -> None:
+def test_ttl_expiry_with_injected_clock(store: DiskNamespace, clock: FakeClock) -> None:
     key = key_for("AAPL")
     env = store.put(key, {"p": 1}, dataset="profile", ttl=timedelta(minutes=15))
     assert env.fetched_at == T0 and env.expires_at == T0 + timedelta(minutes=15)
@@ -84,7 +86,7 @@ def test_ttl_expiry_with_injected_clock(store: NamespaceStore, clock: FakeClock)
     assert store.run_counters["hits"] == 1 and store.run_counters["stale"] == 1
 
 
-def test_expires_at_is_fixed_at_write_time(store: NamespaceStore, clock: FakeClock) -> None:
+def test_expires_at_is_fixed_at_write_time(store: DiskNamespace, clock: FakeClock) -> None:
     key = key_for("AAPL")
     store.put(key, {"p": 1}, dataset="profile", ttl=timedelta(hours=1))
     clock.advance(timedelta(minutes=30))
@@ -92,7 +94,7 @@ def test_expires_at_is_fixed_at_write_time(store: NamespaceStore, clock: FakeClo
 
 
 def test_stale_if_error_returns_the_envelope_flagged_stale(
-    store: NamespaceStore, clock: FakeClock
+    store: DiskNamespace, clock: FakeClock
 ) -> None:
     key = key_for("NVDA")
     store.put(key, {"price": 100}, dataset="profile", ttl=timedelta(days=1))
@@ -105,7 +107,7 @@ def test_stale_if_error_returns_the_envelope_flagged_stale(
     assert store.peek(key).stale
 
 
-def test_negative_results_get_the_short_ttl(store: NamespaceStore, clock: FakeClock) -> None:
+def test_negative_results_get_the_short_ttl(store: DiskNamespace, clock: FakeClock) -> None:
     unknown, known = key_for("ZZZZ"), key_for("AAPL")
     neg = store.put(unknown, [], dataset="profile", ttl=timedelta(hours=6), status="negative")
     store.put(known, [{"symbol": "AAPL"}], dataset="profile", ttl=timedelta(days=7))
@@ -118,12 +120,12 @@ def test_negative_results_get_the_short_ttl(store: NamespaceStore, clock: FakeCl
     assert store.get(known).fresh
 
 
-def test_negative_ttl_is_refused(store: NamespaceStore) -> None:
+def test_negative_ttl_is_refused(store: DiskNamespace) -> None:
     with pytest.raises(ValueError):
         store.put(key_for("A"), {}, dataset="profile", ttl=timedelta(seconds=-1))
 
 
-def test_peek_neither_counts_nor_touches(store: NamespaceStore, tmp_path: Path) -> None:
+def test_peek_neither_counts_nor_touches(store: DiskNamespace, tmp_path: Path) -> None:
     key = key_for("AAPL")
     store.put(key, {"p": 1}, dataset="profile", ttl=timedelta(days=1))
     before = cache_rows(tmp_path / "fmp")[key]
@@ -141,14 +143,14 @@ def test_counters_persist_per_namespace_across_processes_and_runs(
     tmp_path: Path, clock: FakeClock
 ) -> None:
     directory = tmp_path / "fmp"
-    first = NamespaceStore(directory, "fmp", clock=clock)
+    first = DiskNamespace(directory, "fmp", clock=clock)
     first.put(key_for("A"), 1, dataset="profile", ttl=timedelta(days=1))
     first.get(key_for("A"))
     first.get(key_for("B"))
     first.record_last_run("run-1")
     first.close()
 
-    second = NamespaceStore(directory, "fmp", clock=clock)
+    second = DiskNamespace(directory, "fmp", clock=clock)
     assert second.lifetime_counters() == {
         "hits": 1,
         "misses": 1,
@@ -172,25 +174,25 @@ def test_counters_persist_per_namespace_across_processes_and_runs(
     last = second.last_run()
     assert last is not None and last["run_id"] == "run-2" and last["hits"] == 2
     assert [r["run_id"] for r in second.run_history()] == ["run-1", "run-2"]
-    other = NamespaceStore(tmp_path / "yahoo_finance", "yahoo_finance", clock=clock)
+    other = DiskNamespace(tmp_path / "yahoo_finance", "yahoo_finance", clock=clock)
     assert other.lifetime_counters()["hits"] == 0  # per namespace
     other.close()
     second.close()
 
 
 def test_unflushed_counters_are_flushed_on_close(tmp_path: Path) -> None:
-    s = NamespaceStore(tmp_path / "fmp", "fmp")
+    s = DiskNamespace(tmp_path / "fmp", "fmp")
     for _ in range(3):
         s.get(key_for("X"))
     s.close()
-    reopened = NamespaceStore(tmp_path / "fmp", "fmp")
+    reopened = DiskNamespace(tmp_path / "fmp", "fmp")
     assert reopened.lifetime_counters()["misses"] == 3
     reopened.close()
 
 
 def test_size_limit_culls_least_recently_used(tmp_path: Path, clock: FakeClock) -> None:
     limit = 256 * 1024
-    s = NamespaceStore(tmp_path / "fmp", "fmp", size_limit_bytes=limit, clock=clock)
+    s = DiskNamespace(tmp_path / "fmp", "fmp", size_limit_bytes=limit, clock=clock)
     blob = "x" * 2000
     hot = key_for("HOT")
     s.put(hot, {"blob": blob}, dataset="profile", ttl=timedelta(days=1))
@@ -200,7 +202,8 @@ def test_size_limit_culls_least_recently_used(tmp_path: Path, clock: FakeClock) 
         )
         if i % 20 == 0:
             assert s.get(hot).fresh  # reading keeps it recently used
-    volume = s.raw.volume()
+    s.flush_counters()
+    volume = scan_namespace(tmp_path / "fmp", decode=False).volume
     assert volume <= limit + 64 * 1024, volume
     keys = set(s.iter_keys())
     assert hot in keys
@@ -213,7 +216,7 @@ def test_size_limit_culls_least_recently_used(tmp_path: Path, clock: FakeClock) 
     s.close()
 
 
-def test_entries_are_json_envelopes_without_secrets(store: NamespaceStore, tmp_path: Path) -> None:
+def test_entries_are_json_envelopes_without_secrets(store: DiskNamespace, tmp_path: Path) -> None:
     key = derive_key("fmp", "profile", {"symbol": "AAPL", "apikey": "TOPSECRET42"})
     store.put(
         key,
@@ -241,7 +244,7 @@ def test_entries_are_json_envelopes_without_secrets(store: NamespaceStore, tmp_p
     assert data.startswith(b"{")  # JSON, not pickle
 
 
-def test_corrupt_bytes_are_quarantined_on_read(store: NamespaceStore, tmp_path: Path) -> None:
+def test_corrupt_bytes_are_quarantined_on_read(store: DiskNamespace, tmp_path: Path) -> None:
     key = key_for("AAPL")
     store.put(key, {"p": 1}, dataset="profile", ttl=timedelta(days=1))
     con = sqlite3.connect(tmp_path / "fmp" / "cache.db")
@@ -254,10 +257,10 @@ def test_corrupt_bytes_are_quarantined_on_read(store: NamespaceStore, tmp_path: 
     qdir = tmp_path / "_quarantine" / "fmp"
     bins = list(qdir.glob("*.bin"))
     assert len(bins) == 1 and bins[0].read_bytes() == b"{not json"
-    assert "undecodable" in next(qdir.glob("*.why")).read_text()
+    assert "not a tradescout envelope" in next(qdir.glob("*.why")).read_text()
 
 
-def test_hash_mismatch_is_quarantined_on_peek(store: NamespaceStore, tmp_path: Path) -> None:
+def test_hash_mismatch_is_quarantined_on_peek(store: DiskNamespace, tmp_path: Path) -> None:
     key = key_for("AAPL")
     store.put(key, {"price": 1}, dataset="profile", ttl=timedelta(days=1))
     con = sqlite3.connect(tmp_path / "fmp" / "cache.db")
@@ -267,22 +270,27 @@ def test_hash_mismatch_is_quarantined_on_peek(store: NamespaceStore, tmp_path: P
     con.commit()
     con.close()
     assert store.peek(key).state is ReadState.MISS
-    assert "sha256 mismatch" in next((tmp_path / "_quarantine" / "fmp").glob("*.why")).read_text()
+    assert (
+        "envelope sha256 mismatch"
+        in next((tmp_path / "_quarantine" / "fmp").glob("*.why")).read_text()
+    )
 
 
-def test_envelope_under_the_wrong_key_is_not_served(store: NamespaceStore, tmp_path: Path) -> None:
+def test_envelope_under_the_wrong_key_is_not_served(store: DiskNamespace, tmp_path: Path) -> None:
     a, b = key_for("AAPL"), key_for("MSFT")
     store.put(a, {"who": "AAPL"}, dataset="profile", ttl=timedelta(days=1))
     con = sqlite3.connect(tmp_path / "fmp" / "cache.db")
     (value,) = con.execute("SELECT value FROM Cache WHERE key = ?", (a,)).fetchone()
+    other = diskcache.Cache(str(tmp_path / "fmp"))  # AAPL's envelope stored under MSFT's key
+    other.set(b, bytes(value))
+    other.close()
     con.close()
-    store.raw.set(b, bytes(value))  # AAPL's envelope stored under MSFT's key
     assert store.get(b).state is ReadState.MISS
     assert store.get(a).fresh
 
 
 def test_cache_root_opens_namespaces_lazily(tmp_path: Path, clock: FakeClock) -> None:
-    with CacheRoot(tmp_path / "cache", clock=clock) as root:
+    with DiskCache(tmp_path / "cache", clock=clock) as root:
         assert root.existing_namespaces() == []
         fmp = root.namespace("fmp")
         assert root.namespace("fmp") is fmp

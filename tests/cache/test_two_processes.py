@@ -15,9 +15,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cache.disk.store import DiskNamespace
+from cache.disk.verify import verify
 from cache.report import build_cache_report
-from cache.store import NamespaceStore
-from cache.verify import verify
 from tests.conftest import REPO
 
 N = 1500
@@ -32,9 +32,9 @@ other = "b" if who == "a" else "a"
 while not go.exists():
     time.sleep(0.001)
 
-from cache.store import NamespaceStore
+from cache.disk.store import DiskNamespace
 
-store = NamespaceStore(directory, "fmp")
+store = DiskNamespace(directory, "fmp")
 bad, seen_other, shared_reads = [], 0, 0
 for i in range(n):
     store.put(f"fmp:profile:symbol={who}{i}", {"who": who, "i": i, "pad": "x" * 300},
@@ -91,7 +91,7 @@ def test_two_processes_share_a_namespace(tmp_path: Path) -> None:
     assert reports > 0
 
     # Every entry of both processes is there, intact; the shared counters add up exactly.
-    store = NamespaceStore(directory, "fmp")
+    store = DiskNamespace(directory, "fmp")
     try:
         for who in ("a", "b"):
             for i in range(0, N, 37):

@@ -14,10 +14,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from cache.optimize import optimize
+from cache.backend import ReadState
+from cache.disk.optimize import optimize
+from cache.disk.store import DiskNamespace
+from cache.disk.verify import verify
 from cache.report import build_cache_report
-from cache.store import NamespaceStore, ReadState
-from cache.verify import verify
 from discovery.cli.cache import cache_app
 from tests.cache.test_store import T0, FakeClock, key_for
 
@@ -60,12 +61,12 @@ def test_the_planted_pickle_is_live(tmp_path: Path) -> None:
 def test_pickled_rows_are_never_unpickled(tmp_path: Path) -> None:
     root = tmp_path / "cache"
     marker = tmp_path / "PWNED"
-    store = NamespaceStore(root / "fmp", "fmp", clock=FakeClock(T0))
+    store = DiskNamespace(root / "fmp", "fmp", clock=FakeClock(T0))
     store.put(key_for("AAPL"), {"ok": True}, dataset="profile", ttl=timedelta(days=1))
     store.close()
     key, evil = plant_pickles(root / "fmp", marker)
 
-    store = NamespaceStore(root / "fmp", "fmp", clock=FakeClock(NOW))
+    store = DiskNamespace(root / "fmp", "fmp", clock=FakeClock(NOW))
     assert store.peek(key).state is ReadState.MISS
     assert list(store.iter_keys()) == [key_for("AAPL")]  # the pickled key is skipped
     store.close()
@@ -82,7 +83,7 @@ def test_pickled_rows_are_never_unpickled(tmp_path: Path) -> None:
     copies = sorted((root / "_quarantine" / "fmp").glob("*.bin"))
     assert sorted(p.read_bytes() for p in copies) == sorted([evil, b"{}"])
 
-    store = NamespaceStore(root / "fmp", "fmp", clock=FakeClock(NOW))
+    store = DiskNamespace(root / "fmp", "fmp", clock=FakeClock(NOW))
     assert store.get(key).state is ReadState.MISS
     assert store.get(key_for("AAPL")).fresh
     store.close()
@@ -93,9 +94,9 @@ def test_pickled_rows_are_never_unpickled(tmp_path: Path) -> None:
 def test_get_on_a_pickled_value_quarantines_without_unpickling(tmp_path: Path) -> None:
     root = tmp_path / "cache"
     marker = tmp_path / "PWNED"
-    NamespaceStore(root / "fmp", "fmp").close()
+    DiskNamespace(root / "fmp", "fmp").close()
     key, evil = plant_pickles(root / "fmp", marker)
-    store = NamespaceStore(root / "fmp", "fmp")
+    store = DiskNamespace(root / "fmp", "fmp")
     assert store.get(key).state is ReadState.MISS
     assert store.run_counters["corrupt"] == 1
     store.close()
@@ -107,7 +108,7 @@ def test_get_on_a_pickled_value_quarantines_without_unpickling(tmp_path: Path) -
 @pytest.fixture()
 def damaged_cache(tmp_path: Path) -> Path:
     root = tmp_path / "data" / "cache"
-    store = NamespaceStore(root / "fmp", "fmp", clock=FakeClock(T0))
+    store = DiskNamespace(root / "fmp", "fmp", clock=FakeClock(T0))
     for sym in ("AAPL", "MSFT", "NVDA", "AMZN", "META"):
         store.put(
             key_for(sym), {"symbol": sym, "price": 100}, dataset="profile", ttl=timedelta(days=1)
@@ -127,7 +128,7 @@ def damaged_cache(tmp_path: Path) -> Path:
     con.commit()
     con.close()
     (root / "fmp" / filename).unlink()  # the value file of a large entry is gone
-    yahoo = NamespaceStore(root / "yahoo_finance", "yahoo_finance", clock=FakeClock(T0))
+    yahoo = DiskNamespace(root / "yahoo_finance", "yahoo_finance", clock=FakeClock(T0))
     yahoo.put(
         key_for("SPY", "yahoo_finance", "chart"), [1, 2, 3], dataset="chart", ttl=timedelta(days=1)
     )
@@ -140,8 +141,8 @@ def test_verify_quarantines_every_damaged_entry(damaged_cache: Path) -> None:
     assert result.exit_code == 3
     reasons = {q.key: q.reason for q in result.quarantined}
     assert set(reasons) == {key_for("MSFT"), key_for("NVDA"), key_for("BIG")}
-    assert "undecodable" in reasons[key_for("MSFT")]
-    assert reasons[key_for("NVDA")] == "payload sha256 mismatch"
+    assert reasons[key_for("MSFT")] == "not a tradescout envelope"
+    assert reasons[key_for("NVDA")] == "envelope sha256 mismatch"
     assert reasons[key_for("BIG")] == "value file missing"
     by_ns = {n.service: n for n in result.namespaces}
     assert (by_ns["fmp"].entries, by_ns["fmp"].sound, by_ns["fmp"].quarantined) == (6, 3, 3)
@@ -150,7 +151,7 @@ def test_verify_quarantines_every_damaged_entry(damaged_cache: Path) -> None:
         assert (damaged_cache / q.path).is_file()
         assert q.path.startswith("_quarantine/fmp/")
 
-    store = NamespaceStore(damaged_cache / "fmp", "fmp", clock=FakeClock(NOW))
+    store = DiskNamespace(damaged_cache / "fmp", "fmp", clock=FakeClock(NOW))
     assert store.get(key_for("NVDA")).state is ReadState.MISS  # never served again
     assert store.get(key_for("AAPL")).fresh
     assert store.lifetime_counters()["corrupt"] == 3
@@ -179,7 +180,7 @@ def test_cli_verify_exit_codes(
 
 def test_unreadable_namespace_is_reported_skipped_and_quarantined(tmp_path: Path) -> None:
     root = tmp_path / "cache"
-    NamespaceStore(root / "fmp", "fmp").close()
+    DiskNamespace(root / "fmp", "fmp").close()
     (root / "fred").mkdir(parents=True)
     (root / "fred" / "cache.db").write_bytes(b"this is not a database" * 100)
     report = build_cache_report(root, now=NOW)
