@@ -1,6 +1,6 @@
 """Cache benchmarks (issue 3).
 
-1. get/set throughput of `NamespaceStore` against raw `diskcache.Cache` on the same payloads:
+1. get/set throughput of `DiskNamespace` against raw `diskcache.Cache` on the same payloads:
    - raw, diskcache defaults (pickle, least-recently-stored: reads take no write lock);
    - raw, the store's own diskcache settings (least-recently-used, tag index) — the like-for-like
      figure: what the envelope, its sha256, the redaction and the counters cost.
@@ -22,9 +22,9 @@ from typing import Any
 
 import diskcache
 
+from cache.disk.store import DiskNamespace
 from cache.keys import derive_key
 from cache.report import build_cache_report
-from cache.store import NamespaceStore
 
 SERVICES = ("yahoo_finance", "fmp", "alpha_vantage", "sec_edgar", "fred")
 
@@ -66,7 +66,7 @@ def bench_throughput(n: int, workdir: Path, chunk: int = 250) -> dict[str, float
     keys = [derive_key("fmp", "profile", {"symbol": f"T{i:05d}"}) for i in range(n)]
     payloads = [profile_payload(i) for i in range(n)]
     ttl = timedelta(days=7)
-    store = NamespaceStore(workdir / "store" / "fmp", "fmp")
+    store = DiskNamespace(workdir / "store" / "fmp", "fmp")
     raw = diskcache.Cache(str(workdir / "raw_default"))
     same = diskcache.Cache(
         str(workdir / "raw_same"),
@@ -117,7 +117,7 @@ def build_report_fixture(root: Path, total: int) -> None:
     payload = profile_payload(0)
     written_at = datetime.now(UTC) - timedelta(hours=2)
     for s_i, service in enumerate(SERVICES):
-        store = NamespaceStore(root / service, service, clock=lambda: written_at)
+        store = DiskNamespace(root / service, service, clock=lambda: written_at)
         for i in range(per):
             key = derive_key(service, "profile", {"symbol": f"T{i:05d}"})
             short = s_i % 2 == 1 and i % 3 == 0

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from cache.store import CacheRoot
+from cache import open_cache
 from services import yahoo_finance
 from services.config import ServiceConfig
 from services.hub import ServiceHub
@@ -47,7 +47,7 @@ def _hub(root: Path, transport: httpx.AsyncBaseTransport, rate: float) -> Servic
             name="yahoo_finance", rate_per_second=rate, max_connections=8
         )
     }
-    return ServiceHub(configs, CacheRoot(root / "cache"), root / "state", transport=transport)
+    return ServiceHub(configs, open_cache(root / "cache"), root / "state", transport=transport)
 
 
 async def _run(root: Path) -> None:

@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +37,33 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_write_json(path: Path, obj: Any) -> None:
     """Pretty, stable JSON (sorted keys are *not* forced: callers order their sections)."""
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def move_aside(path: Path, why: str = "damaged") -> Path:
+    """Rename a damaged file or directory to `{name}.{why}-{stamp}` beside it (nothing is
+    deleted: a post-mortem can still read it). Raises OSError when the rename fails."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    target = path.with_name(f"{path.name}.{why}-{stamp}-{os.getpid()}")
+    os.rename(path, target)
+    return target
+
+
+def own_directory(path: Path) -> str | None:
+    """Make sure `path` is a directory, creating it if needed; a file (or a symlink) standing
+    where it belongs is moved aside first. Returns what was moved aside, if anything; raises
+    OSError when the directory cannot be had (a read-only file system)."""
+    note = None
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        moved = move_aside(path)
+        note = f"{path.name} was not a directory; moved to {moved.name}"
+    path.mkdir(parents=True, exist_ok=True)
+    return note
+
+
+def probe_writable(directory: Path) -> None:
+    """Create `directory` if needed and prove a file can be written in it (raises OSError):
+    a run checks before it fetches anything that its results could be kept."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".probe.", suffix=".tmp", dir=directory)
+    os.close(fd)
+    os.unlink(tmp)

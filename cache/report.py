@@ -25,10 +25,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from rich.console import Group, RenderableType
-from rich.table import Table
-from rich.text import Text
-
 from cache.disk.optimize import plan_namespace, reclaim_of
 from cache.disk.paths import QUARANTINE_DIR
 from cache.disk.scan import (
@@ -241,76 +237,3 @@ def build_cache_report(
         ],
         "trend": list(trend or []),
     }
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.0f}%"
-
-
-def render_cache_report(report: dict[str, Any]) -> RenderableType:
-    """The human table for a TTY."""
-    table = Table(title=f"Cache report — {report['cache_root']}", title_justify="left")
-    for column, justify in (
-        ("namespace", "left"),
-        ("entries", "right"),
-        ("on disk", "right"),
-        ("fresh", "right"),
-        ("expired", "right"),
-        ("never read", "right"),
-        ("hit ratio (life / last run)", "right"),
-        ("oldest → newest", "left"),
-        ("corrupt", "right"),
-        ("reclaimable", "right"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for name, ns in report["namespaces"].items():
-        last = ns["last_run"] or {}
-        oldest = (ns["oldest_fetched_at"] or "—")[:10]
-        newest = (ns["newest_fetched_at"] or "—")[:10]
-        table.add_row(
-            name,
-            str(ns["entries"]),
-            human_bytes(ns["disk_bytes"]),
-            str(ns["fresh"]),
-            str(ns["expired"]),
-            str(ns["never_read"]),
-            f"{_pct(ns['hit_ratio_lifetime'])} / {_pct(last.get('hit_ratio'))}",
-            f"{oldest} → {newest}",
-            str(ns["integrity_failures"]),
-            human_bytes(ns["reclaimable"]["bytes"]),
-        )
-    t = report["totals"]
-    table.add_section()
-    table.add_row(
-        "total",
-        str(t["entries"]),
-        human_bytes(t["disk_bytes"]),
-        str(t["fresh"]),
-        str(t["expired"]),
-        str(t["never_read"]),
-        _pct(t["hit_ratio_lifetime"]),
-        "",
-        str(t["integrity_failures"]),
-        human_bytes(t["reclaimable_bytes"]),
-    )
-    lines = [Text("Recommendations:", style="bold")]
-    lines += [Text(f"  • {line}") for line in report["recommendations"]]
-    if report["strays"]:
-        lines.append(Text("Strays:", style="bold"))
-        lines += [
-            Text(f"  • {s['path']} ({s['kind']}, {human_bytes(s['bytes'])}): {s['why']}")
-            for s in report["strays"]
-        ]
-    trend = report.get("trend") or []
-    if trend:
-        lines.append(Text("Hit ratio of discover runs by day (run ledger):", style="bold"))
-        for day in trend[-14:]:
-            ratio = day.get("hit_ratio")
-            shown = "n/a" if ratio is None else f"{ratio * 100:.0f}%"
-            lines.append(
-                Text(
-                    f"  {day.get('day')}: {shown} ({day.get('runs')} runs, "
-                    f"{day.get('cache_hits')} hits, {day.get('network_requests')} requests)"
-                )
-            )
-    return Group(table, *lines)

@@ -30,3 +30,24 @@ class InputError(Exception):
 
 class ConfigError(InputError):
     """The configuration (tradescout.toml or TRADESCOUT_* variables) is unusable."""
+
+
+class StorageError(Exception):
+    """The data root refused a write (disk full, read-only): one sentence, exit code 3.
+
+    Raised only where nothing half-written is left behind (writes are atomic); what the run
+    fetched and could cache stays in the cache.
+    """
+
+    exit_code = 3
+
+
+def storage_sentence(path: Path, exc: OSError, what: str) -> StorageError | None:
+    """The one sentence for a write the file system refused, or None for other errors."""
+    from cache.errors import storage_fault
+
+    fault = storage_fault(exc)
+    if fault is None:
+        return None
+    fix = "free some space" if fault == "disk full" else "make it writable"
+    return StorageError(f"{what} could not be written to {path} ({fault}): {fix} and run again.")

@@ -236,7 +236,9 @@ class ServiceClient:
             raise QuotaExhausted(self.name, self.exhausted_for_run, dataset=request.dataset)
         left = self.quota_left()
         if left is not None and left <= 0:
-            self.exhausted_for_run = f"daily quota of {self.eff.daily_quota} calls used up"
+            self.exhausted_for_run = (
+                self._quota.lost or f"daily quota of {self.eff.daily_quota} calls used up"
+            )
             raise QuotaExhausted(self.name, self.exhausted_for_run, dataset=request.dataset)
 
     # -- the network path ------------------------------------------------------------------------
@@ -287,7 +289,7 @@ class ServiceClient:
             if not self._quota.try_reserve(self.name, self.eff.upstream, self.eff.daily_quota):
                 raise QuotaExhausted(
                     self.name,
-                    f"daily quota of {self.eff.daily_quota} calls used up",
+                    self._quota.lost or f"daily quota of {self.eff.daily_quota} calls used up",
                     dataset=request.dataset,
                 )
             self.usage.network_requests += 1

@@ -190,6 +190,11 @@ class ServiceHub:
             return classify(held, self._clock())
         return self._cache.namespace(request.service).peek(key)
 
+    def uncached(self, request: ServiceRequest) -> bool:
+        """Whether this run's answer to `request` is held in memory only (the cache refused it)."""
+        key = request.cache_key(self._effective[request.service].upstream)
+        return (request.service, key) in self._uncached
+
     def cache_faults(self) -> dict[str, CacheWriteFailed]:
         """Per service, the first write the cache refused this run (its answers were kept in
         memory instead): the pipeline makes each a `disk_full` gap."""

@@ -17,7 +17,7 @@ from discovery.cli.refresh import refresh
 from discovery.cli.sandbox import sandbox_command
 from discovery.cli.schedule import schedule_command
 from discovery.cli.services import services
-from discovery.errors import InputError
+from discovery.errors import InputError, StorageError
 
 app = typer.Typer(
     name="tradescout",
@@ -48,6 +48,9 @@ def main() -> None:
     except InputError as exc:
         stderr.print(f"error: {exc}", markup=False)
         sys.exit(2)
+    except StorageError as exc:
+        stderr.print(f"error: {exc}", markup=False)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)

@@ -19,15 +19,19 @@ from discovery.cli.common import (
     ConfigOption,
     DataRootOption,
     JsonOption,
+    fail,
     print_json,
     settings_from,
     stderr,
     stdout,
 )
+from discovery.errors import storage_sentence
 
 if TYPE_CHECKING:  # the cache package's report/optimize/verify load only for these commands
-    from cache.optimize import OptimizeResult
-    from cache.verify import VerifyResult
+    from rich.console import RenderableType
+
+    from cache.disk.optimize import OptimizeResult
+    from cache.disk.verify import VerifyResult
 
 cache_app = typer.Typer(
     help="The service-namespaced disk cache: report, optimize, verify.",
@@ -72,10 +76,16 @@ def report_command(
 ) -> None:
     """Measure the cache (read-only): entries, bytes, freshness, hit ratios, strays, advice."""
     cache_dir, report_path = _cache_dir(data_root, config)
-    from cache.report import build_cache_report, render_cache_report
+    from cache.report import build_cache_report
 
     report = build_cache_report(cache_dir, now=_now(), trend=_ledger_trend(cache_dir.parent))
-    atomic_write_json(report_path, report)
+    try:
+        atomic_write_json(report_path, report)
+    except OSError as exc:
+        error = storage_sentence(report_path, exc, "the cache report")
+        if error is None:
+            raise
+        fail(str(error), EXIT_GAPS)
     if as_json:
         print_json(report)
         return
@@ -124,7 +134,7 @@ def optimize_command(
 ) -> None:
     """Remove expired entries, cull namespaces over their size limit, remove strays, vacuum."""
     cache_dir, _ = _cache_dir(data_root, config)
-    from cache.optimize import optimize
+    from cache.disk.optimize import optimize
 
     result = optimize(cache_dir, now=_now(), dry_run=dry_run)
     if as_json:
@@ -135,18 +145,29 @@ def optimize_command(
 
 def _print_verify(result: VerifyResult) -> None:
     for ns in result.namespaces:
+        legacy = f", {ns.legacy} legacy" if ns.legacy else ""
         stdout.print(
-            f"{ns.service}: {ns.entries} entries, {ns.sound} sound, {ns.quarantined} quarantined",
+            f"{ns.service}: {ns.entries} entries, {ns.sound} sound, "
+            f"{ns.quarantined} quarantined{legacy}",
             markup=False,
         )
     for q in result.quarantined:
-        stdout.print(f"quarantined {q.service} {q.key}: {q.reason} → {q.path}", markup=False)
-    stdout.print(
-        "all entries are sound"
-        if result.sound
-        else f"{len(result.quarantined)} entries quarantined (never served again)",
-        markup=False,
-    )
+        where = q.path or "not kept (the quarantine is not a directory inside the cache root)"
+        stdout.print(f"quarantined {q.service} {q.key}: {q.reason} → {where}", markup=False)
+    for note in result.notes:
+        stdout.print(note, markup=False)
+    if result.legacy:
+        stdout.print(
+            f"{result.legacy} entries of an older envelope version: never served, fetched again "
+            "when needed; `cache optimize` removes them",
+            markup=False,
+        )
+    if result.sound:
+        stdout.print("all entries are sound", markup=False)
+    elif result.quarantined:
+        stdout.print(
+            f"{len(result.quarantined)} entries quarantined (never served again)", markup=False
+        )
 
 
 @cache_app.command("verify")
@@ -155,7 +176,7 @@ def verify_command(
 ) -> None:
     """Re-hash every entry; quarantine corrupted ones. Exit 0 all sound, 3 any quarantined."""
     cache_dir, _ = _cache_dir(data_root, config)
-    from cache.verify import verify
+    from cache.disk.verify import verify
 
     result = verify(cache_dir, now=_now())
     if as_json:
@@ -163,3 +184,82 @@ def verify_command(
     else:
         _print_verify(result)
     raise typer.Exit(EXIT_OK if result.sound else EXIT_GAPS)
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.0f}%"
+
+
+def render_cache_report(report: dict[str, Any]) -> RenderableType:
+    """The human table for a TTY (the report itself is the dict `cache.report` builds)."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from cache.report import human_bytes
+
+    table = Table(title=f"Cache report — {report['cache_root']}", title_justify="left")
+    for column, justify in (
+        ("namespace", "left"),
+        ("entries", "right"),
+        ("on disk", "right"),
+        ("fresh", "right"),
+        ("expired", "right"),
+        ("never read", "right"),
+        ("hit ratio (life / last run)", "right"),
+        ("oldest → newest", "left"),
+        ("corrupt", "right"),
+        ("reclaimable", "right"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for name, ns in report["namespaces"].items():
+        last = ns["last_run"] or {}
+        oldest = (ns["oldest_fetched_at"] or "—")[:10]
+        newest = (ns["newest_fetched_at"] or "—")[:10]
+        table.add_row(
+            name,
+            str(ns["entries"]),
+            human_bytes(ns["disk_bytes"]),
+            str(ns["fresh"]),
+            str(ns["expired"]),
+            str(ns["never_read"]),
+            f"{_pct(ns['hit_ratio_lifetime'])} / {_pct(last.get('hit_ratio'))}",
+            f"{oldest} → {newest}",
+            str(ns["integrity_failures"]),
+            human_bytes(ns["reclaimable"]["bytes"]),
+        )
+    t = report["totals"]
+    table.add_section()
+    table.add_row(
+        "total",
+        str(t["entries"]),
+        human_bytes(t["disk_bytes"]),
+        str(t["fresh"]),
+        str(t["expired"]),
+        str(t["never_read"]),
+        _pct(t["hit_ratio_lifetime"]),
+        "",
+        str(t["integrity_failures"]),
+        human_bytes(t["reclaimable_bytes"]),
+    )
+    lines = [Text("Recommendations:", style="bold")]
+    lines += [Text(f"  • {line}") for line in report["recommendations"]]
+    if report["strays"]:
+        lines.append(Text("Strays:", style="bold"))
+        lines += [
+            Text(f"  • {s['path']} ({s['kind']}, {human_bytes(s['bytes'])}): {s['why']}")
+            for s in report["strays"]
+        ]
+    trend = report.get("trend") or []
+    if trend:
+        lines.append(Text("Hit ratio of discover runs by day (run ledger):", style="bold"))
+        for day in trend[-14:]:
+            ratio = day.get("hit_ratio")
+            shown = "n/a" if ratio is None else f"{ratio * 100:.0f}%"
+            lines.append(
+                Text(
+                    f"  {day.get('day')}: {shown} ({day.get('runs')} runs, "
+                    f"{day.get('cache_hits')} hits, {day.get('network_requests')} requests)"
+                )
+            )
+    return Group(table, *lines)

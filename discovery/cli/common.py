@@ -17,7 +17,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 
-from discovery.errors import InputError
+from discovery.errors import InputError, StorageError
 from discovery.settings import Settings, load_settings
 
 EXIT_OK = 0
@@ -63,11 +63,14 @@ def settings_from(data_root: Path | None, config: Path | None = None, **extra: A
 
 
 def guarded(fn: Callable[[], T]) -> T:
-    """Run a command body: bad input → exit 2 with its sentence; anything else propagates."""
+    """Run a command body: bad input → exit 2 with its sentence, a data root that refuses
+    writes → exit 3 with its sentence; anything else propagates."""
     try:
         return fn()
     except InputError as exc:
         fail(str(exc))
+    except StorageError as exc:
+        fail(str(exc), EXIT_GAPS)
 
 
 def print_json(obj: Any) -> None:

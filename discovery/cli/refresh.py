@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,6 +24,10 @@ from discovery.cli.common import (
     today,
     upstream_for,
 )
+from discovery.errors import storage_sentence
+
+if TYPE_CHECKING:
+    from discovery.runs.runlock import RunLock
 
 
 def parse_budgets(values: list[str]) -> dict[str, int]:
@@ -38,6 +44,22 @@ def parse_budgets(values: list[str]) -> dict[str, int]:
             )
         out[name] = int(number)
     return out
+
+
+def _acquire(lock: RunLock) -> bool:
+    try:
+        return lock.acquire()
+    except OSError as exc:
+        raise storage_sentence(lock.path, exc, "the refresh lock") or exc from None
+
+
+def _write_report(path: Path, body: dict[str, Any]) -> None:
+    from cache.atomic import atomic_write_json
+
+    try:
+        atomic_write_json(path, body)
+    except OSError as exc:
+        raise storage_sentence(path, exc, "the refresh report") or exc from None
 
 
 def refresh(
@@ -67,8 +89,8 @@ def refresh(
     """Keep the cache warm: re-fetch what discover would plan and what expires soon, in budget."""
     from datetime import timedelta
 
-    from cache.atomic import atomic_write_json
     from discovery.fetch.ceilings import peak_rss_mb
+    from discovery.ingest.portfolios import resolve_portfolio
     from discovery.runs.discover import record_in_ledger
     from discovery.runs.ledger import RunRecord
     from discovery.runs.refresh import refresh_async, refresh_report_path
@@ -78,9 +100,10 @@ def refresh(
     budgets = parse_budgets(budget or [])
     names = [] if all_portfolios else list(portfolios or [])
     layout = settings.layout
-    layout.state_dir.mkdir(parents=True, exist_ok=True)
+    for name in names:  # every argument is checked before the lock (or any file) is taken
+        guarded(partial(resolve_portfolio, layout, name))
     lock = RunLock.for_refresh(layout.state_dir)
-    if not lock.acquire():
+    if not guarded(partial(_acquire, lock)):
         message = f"refresh already running (pid {lock.holder_pid()})"
         if json_out:
             print_json({"status": "already_running", "message": message})
@@ -106,7 +129,7 @@ def refresh(
     started = today()
     path = refresh_report_path(layout.refresh_reports_dir, started.date(), result.run_id)
     body = result.to_json()
-    atomic_write_json(path, body)
+    guarded(partial(_write_report, path, body))
     code = 3 if result.failed else 0
     record_in_ledger(
         layout.state_dir,

@@ -22,7 +22,7 @@ def services(
     json_out: JsonOption = False,
 ) -> None:
     """Configured services: key present (never shown), limits, quota left, last breaker state."""
-    from cache.store import CacheRoot
+    from cache import open_cache
     from discovery.runs.ledger import Ledger, LedgerError
     from discovery.upstream import service_configs
     from services.hub import ServiceHub
@@ -41,7 +41,7 @@ def services(
                         last_breaker[name] = str(fig.get("breaker_state") or "")
         except LedgerError:
             pass
-    hub = ServiceHub(configs, CacheRoot(layout.cache_dir), layout.state_dir)
+    hub = ServiceHub(configs, open_cache(layout.cache_dir), layout.state_dir)
     rows: list[dict[str, Any]] = []
     for name in configs:
         st = hub.status(name)

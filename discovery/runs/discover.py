@@ -18,11 +18,12 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from cache.atomic import atomic_write_json
+from cache import open_cache
+from cache.atomic import atomic_write_json, probe_writable
+from cache.backend import CacheBackend, CacheRead, ReadState
 from cache.envelope import utcnow
-from cache.store import CacheRead, CacheRoot, ReadState, existing_namespaces
 from discovery import __version__
-from discovery.errors import InputError
+from discovery.errors import InputError, storage_sentence
 from discovery.fetch.ceilings import MemoryCeiling, peak_rss_mb
 from discovery.ingest.portfolios import resolve_portfolio
 from discovery.ingest.trades import TradeBook, ingest
@@ -226,9 +227,9 @@ def dry_run_plan(
     already on disk are opened, the quota ledger is read read-only, no client is built."""
     layout = settings.layout
     effective = {name: resolve(spec, configs.get(name)) for name, spec in SPECS.items()}
-    present = set(existing_namespaces(layout.cache_dir))
     used = read_usage(layout.state_dir, today)
-    cache = CacheRoot(layout.cache_dir, size_limit_bytes=settings.cache_size_limit_mb << 20)
+    cache = open_cache(layout.cache_dir, size_limit_bytes=settings.cache_size_limit_mb << 20)
+    present = set(cache.existing_namespaces())
 
     def peek(request: ServiceRequest) -> CacheRead:
         if request.service not in present:
@@ -239,8 +240,9 @@ def dry_run_plan(
     def availability(service: str) -> Availability:
         eff = effective[service]
         left = None
-        if eff.daily_quota is not None:
-            left = max(0, eff.daily_quota - used.get((eff.upstream, service), 0))
+        if eff.daily_quota is not None:  # a count that cannot be read is taken as spent
+            spent = eff.daily_quota if used is None else used.get((eff.upstream, service), 0)
+            left = max(0, eff.daily_quota - spent)
         return availability_of(options.upstream == "offline", eff.unconfigured_reason, left)
 
     try:
@@ -459,7 +461,12 @@ async def discover_async(
         with timer.stage("plan"):
             plan = dry_run_plan(settings, configs, book, inventory, options, today)
         return Outcome(0, plan=plan, summary=render_plan(plan))
-    cache = CacheRoot(
+    report_path = layout.report_path(options.portfolio, today)
+    try:  # a data root that cannot take the report is refused before anything is fetched
+        probe_writable(report_path.parent)
+    except OSError as exc:
+        raise storage_sentence(report_path.parent, exc, "the report") or exc from None
+    cache = open_cache(
         layout.cache_dir, size_limit_bytes=settings.cache_size_limit_mb << 20, clock=clock
     )
     max_conc = options.max_concurrency or settings.max_concurrency
@@ -481,7 +488,6 @@ async def discover_async(
                 fetched, phase2 = await fetch_stage(hub, plan, ceiling=ceiling, progress=progress)
             usage = hub.usage()
         with timer.stage("assemble"):
-            report_path = layout.report_path(options.portfolio, today)
             inputs = AssembleInputs(
                 portfolio=options.portfolio,
                 run_id=run_id,
@@ -495,7 +501,7 @@ async def discover_async(
                 filings_plan=phase2,
                 results=fetched.results,
                 load_payload=lambda res: _payload_from_cache(hub, res),
-                fetch_gaps=fetched.gaps,
+                fetch_gaps=[*fetched.gaps, *cache_fault_gaps(hub)],
                 usage=usage,
                 cache_inventory=cache_inventory(cache),
                 today=today,
@@ -509,7 +515,10 @@ async def discover_async(
         report["discovery_metadata"]["stage_timings_ms"] = timings
         report["discovery_metadata"]["peak_rss_mb"] = round(max(peak_rss_mb(), ceiling.peak_mb), 1)
         validate_report(report)
-        atomic_write_json(report_path, report)
+        try:
+            atomic_write_json(report_path, report)
+        except OSError as exc:
+            raise storage_sentence(report_path, exc, "the report") or exc from None
         for store_name in cache.existing_namespaces():
             cache.namespace(store_name).record_last_run(run_id)
         fault = any(g.is_fault for g in gaps)
@@ -558,13 +567,19 @@ def record_in_ledger(state_dir: Path, row: RunRecord) -> None:
         log.warning("run ledger not updated: %s", exc)
 
 
-def cache_inventory(cache: CacheRoot) -> dict[str, Any]:
-    """Per namespace: entries present (a cheap count; `cache report` has the full figures)."""
-    out: dict[str, Any] = {}
-    for name in cache.existing_namespaces():
-        store = cache.namespace(name)
-        out[name] = {"entries": len(store.raw), **store.run_counters}
-    return out
+def cache_fault_gaps(hub: ServiceHub) -> list[Gap]:
+    """One `disk_full` gap per service whose answers the cache refused to store this run (they
+    are in the report all the same: the hub kept them in memory)."""
+    return [
+        Gap(None, service, "cache", fault.reason, f"answers not cached: {fault.detail}", service)
+        for service, fault in sorted(hub.cache_faults().items())
+    ]
+
+
+def cache_inventory(cache: CacheBackend) -> dict[str, Any]:
+    """Per namespace: entries present (a cheap count; `cache report` has the full figures),
+    this run's counters, and why it was rebuilt when it was (its entries were fetched again)."""
+    return {name: stats.to_json() for name, stats in cache.stats().items()}
 
 
 def render_plan(plan: FetchPlan) -> str:

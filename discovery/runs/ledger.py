@@ -9,7 +9,9 @@ a later release can migrate in place.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +20,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
+
+from cache.atomic import move_aside, own_directory
+from cache.errors import is_damaged_database
+
+log = logging.getLogger("tradescout")
 
 SCHEMA_VERSION: Final = 1
 RETENTION_DAYS: Final = 90
@@ -80,6 +87,10 @@ _MIGRATIONS: Final[dict[int, str]] = {
     );
     """,
 }
+
+
+class _Damaged(Exception):
+    """The ledger file is not a usable database (moved aside and rebuilt)."""
 
 
 class LedgerError(Exception):
@@ -155,6 +166,7 @@ class Ledger:
         self.path = path
         self._clock = clock
         self._conn: sqlite3.Connection | None = None
+        self.rebuilt: str | None = None  # why the ledger was started afresh, if it was
 
     @classmethod
     def in_state_dir(cls, state_dir: Path, *, clock: Clock = utcnow) -> Ledger:
@@ -163,10 +175,40 @@ class Ledger:
     # -- connection ---------------------------------------------------------------------------
 
     def open(self) -> Ledger:
+        """Open (creating or migrating) the ledger. A damaged one — garbage, truncated, a
+        directory — is moved aside (`ledger.sqlite.damaged-…`) and started afresh: the run
+        history is a convenience, never a reason for a run to fail."""
         if self._conn is not None:
             return self
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._open_once()
+        except _Damaged as exc:
+            try:
+                moved = move_aside(self.path)
+                for side in ("-wal", "-shm"):
+                    with contextlib.suppress(OSError):
+                        move_aside(self.path.with_name(self.path.name + side))
+            except OSError as move_exc:
+                raise LedgerError(
+                    f"{self.path}: the run ledger is unusable ({exc}) and cannot be moved aside "
+                    f"({move_exc})."
+                ) from None
+            self.rebuilt = f"the run ledger was unusable ({exc}); moved to {moved.name}"
+            log.warning("%s", self.rebuilt)
+            try:
+                self._open_once()
+            except _Damaged as again:
+                raise LedgerError(f"{self.path}: the run ledger is unusable ({again}).") from None
+        return self
+
+    def _open_once(self) -> None:
+        try:
+            own_directory(self.path.parent)
+        except OSError as exc:
+            raise LedgerError(f"{self.path}: cannot open the run ledger ({exc}).") from None
+        if self.path.is_dir() or self.path.is_symlink():
+            raise _Damaged("not a regular file")
+        try:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise LedgerError(f"{self.path}: cannot open the run ledger ({exc}).") from None
@@ -177,15 +219,17 @@ class Ledger:
             conn.execute("PRAGMA foreign_keys = ON")
             self._conn = conn
             self._migrate()
+            conn.execute("SELECT count(*) FROM runs").fetchone()  # reads a page: finds damage
         except sqlite3.DatabaseError as exc:
             conn.close()
             self._conn = None
+            if is_damaged_database(exc):
+                raise _Damaged(str(exc)) from None
             raise LedgerError(f"{self.path}: the run ledger is unusable ({exc}).") from None
         except LedgerError:
             conn.close()
             self._conn = None
             raise
-        return self
 
     def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -26,8 +26,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cache import open_cache
 from cache.atomic import atomic_write_json
-from cache.store import CacheRoot, ReadState
+from cache.backend import ReadState
+from discovery.errors import storage_sentence
 from discovery.ingest.portfolios import list_portfolios, resolve_portfolio
 from discovery.ingest.trades import TradeBook, ingest
 from discovery.local.inventory import build_inventory
@@ -220,7 +222,7 @@ async def refresh_async(
     budget = dict(default_budgets(quotas))
     budget.update(budgets or {})
     result = RefreshResult(new_run_id(started), [n for n, _ in books], budget=budget)
-    cache = CacheRoot(
+    cache = open_cache(
         layout.cache_dir, size_limit_bytes=settings.cache_size_limit_mb << 20, clock=clock
     )
     offline = upstream == "offline"
@@ -245,10 +247,13 @@ async def refresh_async(
             for n, b in budget.items()
         }
         if not offline:
-            atomic_write_json(
-                cycle_path,
-                {"started_at": cycle.start.isoformat(), "quota_at_start": cycle.quota_at_start},
-            )
+            try:
+                atomic_write_json(
+                    cycle_path,
+                    {"started_at": cycle.start.isoformat(), "quota_at_start": cycle.quota_at_start},
+                )
+            except OSError as exc:  # a refresh that could not be cached is not started
+                raise storage_sentence(cycle_path, exc, "the refresh cycle") or exc from None
         coverage = horizon_coverage(hub, started, horizon, cycle.start)
         avail = availability_lookup(hub)
         today = started.date()
@@ -414,6 +419,9 @@ class _Runner:
             except ServiceError as exc:
                 failure = failure or {**_label(req), "reason": exc.reason}
                 continue
+            if self.hub.uncached(req):  # fetched, but the disk refused it: nothing was renewed
+                failure = failure or {**_label(req), "reason": "disk_full"}
+                break
             self.result.refreshed.append({**_label(req), "status": res.status})
             failure = None
             if res.status == "ok":

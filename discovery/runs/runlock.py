@@ -7,18 +7,24 @@ behind with a pid but no flock held is stale and is taken over — whether that 
 has since been reused by an unrelated process, since only the flock says who runs.
 
 The lock file is never deleted: unlinking a flock'ed file lets two processes lock two different
-inodes under the same name. Release empties it instead.
+inodes under the same name. Release empties it instead. Something else at the lock's path (a
+directory, a symlink) or at `state/` (a file) is moved aside, never followed or deleted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+
+from cache.atomic import move_aside, own_directory
+
+log = logging.getLogger("tradescout")
 
 REFRESH_LOCK_NAME = "refresh.lock"
 
@@ -61,8 +67,13 @@ class RunLock:
     def acquire(self) -> bool:
         if self._handle is not None:
             return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        own_directory(self.path.parent)
+        if self.path.is_symlink() or (self.path.exists() and not self.path.is_file()):
+            # Never a lock (a lock is a regular file): a directory or link left at its path
+            # is moved aside, not followed or deleted.
+            moved = move_aside(self.path)
+            log.warning("%s was not a lock file; moved to %s", self.path.name, moved.name)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
         handle = os.fdopen(fd, "r+", encoding="ascii", errors="replace")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

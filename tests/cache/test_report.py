@@ -14,8 +14,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from cache.disk.store import DiskNamespace
-from cache.report import build_cache_report, hit_ratio, human_bytes, render_cache_report
-from discovery.cli.cache import cache_app
+from cache.report import build_cache_report, hit_ratio, human_bytes
+from discovery.cli.cache import cache_app, render_cache_report
 from tests.cache.test_store import T0, FakeClock, key_for
 
 NOW = T0 + timedelta(hours=2)

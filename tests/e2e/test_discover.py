@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cache.store import CacheRoot, existing_namespaces
+from cache.disk.store import DiskCache, existing_namespaces
 from discovery.report.schema import validate_report
 from discovery.report.summary import SUMMARY_LIMIT
 from discovery.runs.discover import DiscoverOptions, discover_async
@@ -221,7 +221,7 @@ async def test_429_storm_honours_retry_after(tmp_path: Path) -> None:
 
 
 def cache_entries(root: Path) -> dict[str, int]:
-    with CacheRoot(root / "cache") as cache:
+    with DiskCache(root / "cache") as cache:
         return {
             name: sum(1 for _ in cache.namespace(name).iter_keys())
             for name in existing_namespaces(root / "cache")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cache.store import CacheRoot
+from cache.disk.store import DiskCache
 from discovery.layout import DataLayout
 from discovery.runs.ledger import Ledger
 from services.sandbox.server import SandboxServer
@@ -60,7 +60,7 @@ def as_json(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 
 
 def cache_entries(root: Path) -> int:
-    cache = CacheRoot(DataLayout(root).cache_dir)
+    cache = DiskCache(DataLayout(root).cache_dir)
     try:
         return sum(
             sum(1 for _ in cache.namespace(n).iter_keys()) for n in cache.existing_namespaces()

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cache.store import CacheRoot
+from cache.disk.store import DiskCache
 from services.config import ServiceConfig
 from services.hub import ServiceHub
 from services.registry import SPECS
@@ -84,13 +84,13 @@ def make_hub(
     data_root: Path, clock: FakeClock, sleeps: SleepRecorder
 ) -> Iterator[Callable[..., Any]]:
     """`async with make_hub(configs=..., offline=...) as hub:` on one data root per test."""
-    roots: list[CacheRoot] = []
+    roots: list[DiskCache] = []
 
     @asynccontextmanager
     async def factory(
         configs: dict[str, ServiceConfig] | None = None, **kwargs: Any
     ) -> AsyncIterator[ServiceHub]:
-        cache = CacheRoot(data_root / "cache", clock=clock)
+        cache = DiskCache(data_root / "cache", clock=clock)
         roots.append(cache)
         hub = ServiceHub(
             configs if configs is not None else fast_configs(),

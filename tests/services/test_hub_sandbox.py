@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from cache.disk.store import DiskCache
 from cache.envelope import utcnow
-from cache.store import CacheRoot
 from services import coingecko, fmp, fred, imf, sec_edgar, yahoo_finance
 from services.config import sandbox_config
 from services.errors import BadResponse, CircuitOpen, ServiceUnavailable
@@ -40,7 +40,7 @@ def hub_for(
         name: sandbox_config(name, server.url, **knobs.get(name, {"rate_per_second": 200.0}))
         for name in SPECS
     }
-    cache = CacheRoot(root / "cache", clock=clock)
+    cache = DiskCache(root / "cache", clock=clock)
     return ServiceHub(configs, cache, root / "state", sleep=no_sleep, clock=clock)
 
 
@@ -131,7 +131,7 @@ async def test_default_limits_never_draw_a_429(root: Path) -> None:
     """Real limits on both sides: the clients' defaults stay under every sandbox limit."""
     with SandboxServer(faults=()) as server:
         configs = {name: sandbox_config(name, server.url) for name in SPECS}
-        hub = ServiceHub(configs, CacheRoot(root / "cache"), root / "state")
+        hub = ServiceHub(configs, DiskCache(root / "cache"), root / "state")
         symbols = equity_symbols(us_only=True)[:8]
         async with hub:
             cik_map = sec_edgar.parse_company_tickers(

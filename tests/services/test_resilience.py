@@ -12,7 +12,7 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from cache.store import ReadState
+from cache.backend import ReadState
 from services import alpha_vantage, fmp, yahoo_finance
 from services.client import Ceiling
 from services.errors import (

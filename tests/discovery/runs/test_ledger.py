@@ -224,13 +224,19 @@ def test_a_newer_schema_is_refused_with_a_sentence(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(LedgerError, match="schema version 99"):
         Ledger(path).open()
+    assert not list(tmp_path.glob("*.damaged-*"))  # refused, never moved aside
 
 
-def test_a_corrupt_file_is_a_ledger_error(tmp_path: Path) -> None:
+def test_a_corrupt_file_is_moved_aside_and_the_ledger_rebuilt(tmp_path: Path) -> None:
     path = tmp_path / LEDGER_FILENAME
-    path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(LedgerError, match="unusable"):
-        Ledger(path).open()
+    garbage = b"this is not a database" * 100
+    path.write_bytes(garbage)
+    with Ledger(path, clock=lambda: NOW) as led:
+        assert led.rebuilt is not None and "moved to" in led.rebuilt
+        led.record_run(run("a", NOW))
+        assert [r.run_id for r in led.recent_runs(5)] == ["a"]
+    (kept,) = tmp_path.glob(f"{LEDGER_FILENAME}.damaged-*")
+    assert kept.read_bytes() == garbage  # moved, never deleted
 
 
 def test_reopening_keeps_rows(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cache.store import CacheRoot
+from cache.disk.store import DiskCache
 from discovery.ingest.trades import ingest
 from discovery.runs.discover import DiscoverOptions, discover_async, open_tickers
 from discovery.runs.refresh import (
@@ -95,7 +95,7 @@ def test_default_budget_is_half_the_daily_quota() -> None:
 def test_horizon_coverage_classifies_by_expiry_and_cycle(tmp_path: Path) -> None:
     clock = MovableClock()
     settings = load_settings(data_root=tmp_path)
-    cache = CacheRoot(tmp_path / "cache", clock=clock)
+    cache = DiskCache(tmp_path / "cache", clock=clock)
     hub = ServiceHub(
         service_configs(settings, "sandbox", "http://127.0.0.1:9"), cache, tmp_path, clock=clock
     )
