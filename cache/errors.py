@@ -73,17 +73,18 @@ def storage_fault(exc: BaseException) -> str | None:
 
 def is_damaged_database(exc: BaseException) -> bool:
     """SQLite saying the file is not (or no longer) a usable database — corrupt, truncated,
-    garbage, or not a regular file — as opposed to busy, locked or full."""
+    garbage — as opposed to busy, locked, full, read-only or not permitted."""
     if not isinstance(exc, sqlite3.DatabaseError) or storage_fault(exc) is not None:
         return False
     name = str(getattr(exc, "sqlite_errorname", "") or "")
     text = str(exc)
+    # Not SQLITE_CANTOPEN: a permission or a missing directory says nothing about the file
+    # (a database path that is a directory is recognised before SQLite is asked).
     return (
-        name in ("SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_CANTOPEN", "SQLITE_CORRUPT_INDEX")
+        name == "SQLITE_NOTADB"
         or name.startswith("SQLITE_CORRUPT")
         or "malformed" in text
         or "not a database" in text
-        or "unable to open database" in text
         or "no such table" in text
         or "no such column" in text
     )

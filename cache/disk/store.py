@@ -22,6 +22,7 @@ and raises `CacheWriteFailed` on writes, so the run goes on without caching.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -93,6 +94,17 @@ class SafeDisk(diskcache.Disk):
         size, mode, filename, db_value = super().store(value, read, key=key)
         self.written_file = filename
         return size, mode, filename, db_value
+
+    def filename(
+        self, key: Any = diskcache.core.UNKNOWN, value: Any = diskcache.core.UNKNOWN
+    ) -> Any:
+        """A new value file's name; never one whose directories lead out of the namespace (a
+        planted symlink `xx/` is passed over, not written through)."""
+        for _ in range(64):
+            name, full_path = super().filename(key, value)
+            if value_file(Path(self._directory), name) is not None:
+                return name, full_path
+        raise OSError(errno.EACCES, "no value file path inside the namespace")
 
     def _write(self, full_path: str, iterator: Any, mode: str, encoding: str | None = None) -> Any:
         """diskcache's file write, minus the partial file a full disk would leave behind."""
