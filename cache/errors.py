@@ -79,12 +79,12 @@ def is_damaged_database(exc: BaseException) -> bool:
     name = str(getattr(exc, "sqlite_errorname", "") or "")
     text = str(exc)
     # Not SQLITE_CANTOPEN: a permission or a missing directory says nothing about the file
-    # (a database path that is a directory is recognised before SQLite is asked).
+    # (a database path that is a directory is recognised before SQLite is asked). Not a missing
+    # table either: a namespace whose creation a full disk cut short is only incomplete, and
+    # diskcache completes its schema on the next open.
     return (
         name == "SQLITE_NOTADB"
         or name.startswith("SQLITE_CORRUPT")
         or "malformed" in text
         or "not a database" in text
-        or "no such table" in text
-        or "no such column" in text
     )

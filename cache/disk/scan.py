@@ -250,7 +250,13 @@ def _stats(con: sqlite3.Connection) -> dict[str, Any]:
         return {}
 
 
+def _tables(con: sqlite3.Connection) -> set[str]:
+    return {str(n) for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
 def _settings(con: sqlite3.Connection) -> dict[str, Any]:
+    if "Settings" not in _tables(con):  # creation cut short (a full disk): nothing stored yet
+        return {}
     return dict(con.execute("SELECT key, value FROM Settings").fetchall())
 
 
@@ -272,7 +278,8 @@ def scan_namespace(
         stats = _stats(con)
         scan.counters = {name: as_counter(stats.get(name)) for name in COUNTER_NAMES}
         scan.last_run = parse_last_run(stats.get(LAST_RUN_KEY))
-        scan.checked = list(read_rows(con, directory, decode=decode))
+        has_rows = "Cache" in _tables(con)
+        scan.checked = list(read_rows(con, directory, decode=decode)) if has_rows else []
         referenced = {c.row.filename for c in scan.checked if c.row.filename}
     finally:
         con.close()
