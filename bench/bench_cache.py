@@ -6,6 +6,9 @@
      figure: what the envelope, its sha256, the redaction and the counters cost.
    Goal: store ≥ 0.7× raw.
 2. `build_cache_report` over 10,000 entries in 5 namespaces. Goal: < 2 s.
+3. Planning's peek over chart-sized entries (a year of daily bars, ~40 kB): the header-only
+   peek (hash checked, payload not decoded) against a read that decodes the payload, which is
+   what a peek cost before. Goal: the peek is cheaper.
 
 `BENCH_QUICK=1` runs smaller sizes.
 """
@@ -129,6 +132,42 @@ def build_report_fixture(root: Path, total: int) -> None:
         store.close()
 
 
+def chart_payload(i: int, bars: int = 252) -> dict[str, Any]:
+    """About 40 kB, the shape of a Yahoo chart answer over a year of daily bars."""
+    base = 1_700_000_000
+    return {
+        "chart": {
+            "result": [
+                {
+                    "meta": {"symbol": f"T{i:05d}", "currency": "USD"},
+                    "timestamp": [base + d * 86_400 for d in range(bars)],
+                    "indicators": {
+                        "quote": [
+                            {
+                                k: [100.0 + (d * 7 + i) % 13 + j / 10 for d in range(bars)]
+                                for j, k in enumerate(("open", "high", "low", "close"))
+                            }
+                            | {"volume": [1_000_000 + d * 17 for d in range(bars)]}
+                        ]
+                    },
+                }
+            ],
+            "error": None,
+        }
+    }
+
+
+def bench_peek(n: int, workdir: Path) -> dict[str, float]:
+    """Seconds for `n` planning peeks: header-only, and with the payload decoded."""
+    keys = [derive_key("yahoo_finance", "chart", {"symbol": f"T{i:05d}"}) for i in range(n)]
+    with DiskNamespace(workdir / "peek" / "yahoo_finance", "yahoo_finance") as store:
+        for i, key in enumerate(keys):
+            store.put(key, chart_payload(i), dataset="chart", ttl=timedelta(days=1))
+        header = _time(lambda: _each(store.peek, keys))
+        decoded = _time(lambda: _each(lambda k: store.peek(k).envelope.payload, keys))  # type: ignore[union-attr]
+    return {"header_only": header, "decoded": decoded}
+
+
 def main() -> None:
     quick = os.environ.get("BENCH_QUICK") == "1"
     n = 1_000 if quick else 5_000
@@ -146,6 +185,14 @@ def main() -> None:
                 f"→ ratio {store / same:.2f}× | raw diskcache (defaults) {default:,.0f} "
                 f"→ ratio {store / default:.2f}×  (goal ≥ 0.70×)"
             )
+        peeks = 200 if quick else 1_000
+        p = bench_peek(peeks, workdir)
+        print(
+            f"planning peek over {peeks} chart entries (~40 kB): header-only "
+            f"{p['header_only'] * 1000:.0f} ms, with the payload decoded "
+            f"{p['decoded'] * 1000:.0f} ms → {p['decoded'] / p['header_only']:.1f}× cheaper"
+            " (goal > 1×)"
+        )
         root = workdir / "report" / "cache"
         build_report_fixture(root, report_entries)
         now = datetime.now(UTC)
