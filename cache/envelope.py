@@ -5,7 +5,8 @@ Version 2 layout (compact UTF-8 JSON, the payload last):
     {"v":2,"sha256":"<64 hex>","key":…,"service":…,"dataset":…,"status":…,
      "fetched_at":…,"expires_at":…,"request":{…},"upstream":…,"payload":<canonical payload>}
 
-The sha256 covers every byte of the envelope except its own 64 hex digits, so an edited header
+The sha256 covers every byte after its own 64 hex digits (the fixed `{"v":2,"sha256":"` before
+them is checked as is), so an edited header
 (an `expires_at` moved to 2999) fails the check as surely as an edited payload. Checking it
 hashes the stored bytes: nothing is re-serialized. Because the digest sits at a fixed offset and
 the payload comes last, a reader can verify an entry and decode only its header (planning asks
@@ -123,21 +124,10 @@ def is_legacy(prefix: bytes) -> bool:
     return prefix.startswith(_LEGACY_PREFIXES)
 
 
-def _digest(data: bytes | memoryview) -> str:
-    """sha256 of an encoded envelope without its own digest field's 64 hex characters."""
-    view = memoryview(data)
-    h = hashlib.sha256(view[: len(_PREFIX)])
-    h.update(view[_DIGEST_END:])
-    return h.hexdigest()
-
-
-def _parse_time(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise CorruptEntry("timestamp is not a string")
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        raise CorruptEntry("timestamp has no UTC offset")
-    return parsed
+def _digest(data: bytes) -> str:
+    """sha256 of an encoded envelope's bytes after its digest (the fixed version prefix before
+    the digest is checked byte for byte instead)."""
+    return hashlib.sha256(memoryview(data)[_DIGEST_END:]).hexdigest()
 
 
 def _dumps_compact(obj: dict[str, Any]) -> bytes:
@@ -150,7 +140,11 @@ def _dumps_compact(obj: dict[str, Any]) -> bytes:
 
 def _decode_payload(raw: bytes) -> Any:
     try:
-        return loads(raw)
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return loads(raw)  # NaN/Infinity, or the sentence for a nesting beyond the limit
     except (ValueError, UnicodeDecodeError) as exc:
         raise CorruptEntry(f"undecodable payload: {exc.__class__.__name__}") from None
 
@@ -201,11 +195,7 @@ class Envelope:
 
     def to_bytes(self) -> bytes:
         """The stored form (see the module docstring); the digest is computed over it."""
-        head = _dumps_compact(self.header())
-        body = _AFTER_DIGEST + head[1:-1] + _PAYLOAD_MARK + self.payload_json + b"}"
-        h = hashlib.sha256(_PREFIX)
-        h.update(body)
-        return _PREFIX + h.hexdigest().encode("ascii") + body
+        return _encode(self.header(), self.payload_json)
 
     @classmethod
     def build(
@@ -222,19 +212,18 @@ class Envelope:
         upstream: str,
     ) -> tuple[Envelope, bytes]:
         """A new envelope and its bytes, the payload serialized once."""
-        draft = cls(
-            key=key,
-            service=service,
-            dataset=dataset,
-            status=status,
-            fetched_at=fetched_at,
-            expires_at=expires_at,
-            sha256="",
-            payload_json=canonical_json(payload).encode("utf-8"),
-            request=request,
-            upstream=upstream,
-        )
-        data = draft.to_bytes()
+        payload_json = canonical_json(payload).encode("utf-8")
+        header = {
+            "key": key,
+            "service": service,
+            "dataset": dataset,
+            "status": status,
+            "fetched_at": fetched_at.isoformat(),
+            "expires_at": expires_at.isoformat(),
+            "request": request,
+            "upstream": upstream,
+        }
+        data = _encode(header, payload_json)
         env = cls(
             key=key,
             service=service,
@@ -243,7 +232,7 @@ class Envelope:
             fetched_at=fetched_at,
             expires_at=expires_at,
             sha256=data[len(_PREFIX) : _DIGEST_END].decode("ascii"),
-            payload_json=draft.payload_json,
+            payload_json=payload_json,
             request=request,
             upstream=upstream,
         )
@@ -253,54 +242,53 @@ class Envelope:
     @classmethod
     def from_bytes(cls, data: bytes, *, verify: bool = True, decode: bool = True) -> Envelope:
         """Check the hash (unless `verify` is False) and decode the header; with `decode`, the
-        payload too. Any flaw is `CorruptEntry`; an older version is `LegacyEntry`."""
-        if not isinstance(data, bytes):
-            raise CorruptEntry("not a tradescout envelope")
-        if not data.startswith(_PREFIX):
-            if is_legacy(data[:LEGACY_PROBE_BYTES]):
+        payload too. Any flaw is `CorruptEntry`; an older version is `LegacyEntry`.
+
+        Written as one straight path: every read of the cache goes through it.
+        """
+        if type(data) is not bytes or not data.startswith(_PREFIX):
+            if isinstance(data, bytes) and is_legacy(data[:LEGACY_PROBE_BYTES]):
                 raise LegacyEntry("envelope version 1 (header not covered by its hash)")
             raise CorruptEntry("not a tradescout envelope")
-        if (
-            len(data) < _DIGEST_END + len(_AFTER_DIGEST) + 1
-            or data[_DIGEST_END : _DIGEST_END + len(_AFTER_DIGEST)] != _AFTER_DIGEST
-            or not data.endswith(b"}")
-        ):
+        if data[_DIGEST_END : _DIGEST_END + 2] != _AFTER_DIGEST or data[-1:] != b"}":
             raise CorruptEntry("not a tradescout envelope")
         stored = data[len(_PREFIX) : _DIGEST_END].decode("ascii", "replace")
         if verify and _digest(data) != stored:
             raise CorruptEntry("envelope sha256 mismatch")
         head, payload_json = _split(data)
-        env = cls._from_header(head, payload_json)
-        if env.sha256 != stored:
-            raise CorruptEntry("envelope sha256 mismatch")
-        if decode:
-            _ = env.payload
-        return env
-
-    @classmethod
-    def _from_header(cls, obj: dict[str, Any], payload_json: bytes) -> Envelope:
-        if set(obj) != _HEADER_FIELDS or obj.get("v") != ENVELOPE_VERSION:
-            raise CorruptEntry("unexpected fields in envelope")
         try:
+            fetched_at = datetime.fromisoformat(head["fetched_at"])
+            expires_at = datetime.fromisoformat(head["expires_at"])
             env = cls(
-                key=str(obj["key"]),
-                service=str(obj["service"]),
-                dataset=str(obj["dataset"]),
-                status=obj["status"],
-                fetched_at=_parse_time(obj["fetched_at"]),
-                expires_at=_parse_time(obj["expires_at"]),
-                sha256=str(obj["sha256"]),
+                key=str(head["key"]),
+                service=str(head["service"]),
+                dataset=str(head["dataset"]),
+                status=head["status"],
+                fetched_at=fetched_at,
+                expires_at=expires_at,
+                sha256=str(head["sha256"]),
                 payload_json=payload_json,
-                request=dict(obj["request"] or {}),
-                upstream=str(obj["upstream"]),
+                request=dict(head["request"] or {}),
+                upstream=str(head["upstream"]),
             )
-        except CorruptEntry:
-            raise
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptEntry(f"undecodable envelope: {exc.__class__.__name__}") from None
+        if fetched_at.tzinfo is None or expires_at.tzinfo is None:
+            raise CorruptEntry("timestamp has no UTC offset")
+        if head["v"] != ENVELOPE_VERSION or env.sha256 != stored:
+            raise CorruptEntry("envelope sha256 mismatch")
         if env.status not in ("ok", "negative"):
             raise CorruptEntry(f"unknown status {env.status!r}")
+        if decode:
+            env.__dict__["payload"] = _decode_payload(payload_json)
         return env
+
+
+def _encode(header: dict[str, Any], payload_json: bytes) -> bytes:
+    """`{"v":2,"sha256":"<digest>",<header>,"payload":<payload>}` with its digest."""
+    head = _dumps_compact(header)
+    body = b"".join((_AFTER_DIGEST, head[1:-1], _PAYLOAD_MARK, payload_json, b"}"))
+    return b"".join((_PREFIX, hashlib.sha256(body).hexdigest().encode("ascii"), body))
 
 
 def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
@@ -313,10 +301,10 @@ def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
     at = data.find(_PAYLOAD_MARK, _DIGEST_END)
     if at > 0:
         try:
-            head = loads(data[:at] + b"}")
-        except (ValueError, UnicodeDecodeError):
+            head = orjson.loads(data[:at] + b"}")
+        except orjson.JSONDecodeError:
             head = None
-        if isinstance(head, dict) and set(head) == _HEADER_FIELDS:
+        if type(head) is dict and head.keys() == _HEADER_FIELDS:
             return head, data[at + len(_PAYLOAD_MARK) : -1]
     try:
         whole = loads(data)

@@ -405,6 +405,9 @@ class DiskNamespace(EnvelopeNamespace):
             def once() -> None:
                 disk.written_file = None
                 try:
+                    if not self._touched:
+                        cache.set(key, data, tag=tag)
+                        return
                     # Culling happens inside `set`: move this process's pending access times
                     # first, in the same transaction, so its own reads always count for LRU.
                     with cache.transact():
