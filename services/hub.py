@@ -10,7 +10,9 @@ pipeline turns into a gap.
 Offline (`offline=True`) and unconfigured services (a required credential missing, or disabled)
 never touch the network: a fresh entry answers as "cache", a stale one as "stale", and a miss
 raises OfflineMode / NotConfigured. Quota exhaustion (ours or the service's signal) raises
-QuotaExhausted and is not masked by a stale entry.
+QuotaExhausted and is not masked by a stale entry. A refusal is never masked either: FMP's
+"outside your plan" (402) is written as a short negative entry, so the next run's plan goes to
+the fallback first, and raised, so this run's caller tries the fallback now.
 """
 
 from __future__ import annotations
@@ -30,7 +32,13 @@ from cache.envelope import Envelope, utcnow
 from cache.store import CacheRead, CacheRoot, ReadState
 from services.client import Ceiling, ServiceClient, install_log_redaction
 from services.config import Effective, ServiceConfig, resolve
-from services.errors import NotConfigured, OfflineMode, ServiceError, ServiceUnavailable
+from services.errors import (
+    NotConfigured,
+    OfflineMode,
+    PlanLimited,
+    ServiceError,
+    ServiceUnavailable,
+)
 from services.quota import QuotaLedger
 from services.registry import SPECS
 from services.spec import FetchResult, ServiceRequest
@@ -56,6 +64,13 @@ class ServiceStatus:
     daily_quota: int | None = None
     max_connections: int = 1
     base_urls: Mapping[str, str] | None = None
+    # A refusal that keeps the service away right now: "blocked", "rate_blocked",
+    # "quota_exhausted" (held in state/ until `held_until`), or a refusal of this run
+    # ("bad_credential", "bad_identity", "consent_required").
+    held: str | None = None
+    held_detail: str | None = None
+    held_until: datetime | None = None
+    credential_env: str | None = None  # which kind of key is in use (never its value)
 
 
 def _request_record(request: ServiceRequest) -> dict[str, Any]:
@@ -116,6 +131,7 @@ class ServiceHub:
                 clock=clock,
                 sleep=sleep,
                 transport=transport,
+                state_dir=state_dir,
             )
             for name, eff in self._effective.items()
         }
@@ -155,6 +171,10 @@ class ServiceHub:
         client = self._client(service)
         eff = self._effective[service]
         reason = eff.unconfigured_reason
+        hold = client.held()
+        refused = client.refused
+        held = hold.reason if hold is not None else (refused.reason if refused else None)
+        cred = eff.credential_spec
         return ServiceStatus(
             service=service,
             configured=reason is None,
@@ -162,7 +182,8 @@ class ServiceHub:
             breaker_state=str(client.breaker.state),
             quota_used_today=client.quota_used_today(),
             quota_left=client.quota_left(),
-            quota_exhausted_for_run=client.exhausted_for_run is not None,
+            quota_exhausted_for_run=client.exhausted_for_run is not None
+            or held == "quota_exhausted",
             enabled=eff.config.enabled,
             has_credential=eff.credential is not None,
             upstream=eff.upstream,
@@ -170,6 +191,10 @@ class ServiceHub:
             daily_quota=eff.daily_quota,
             max_connections=eff.max_connections,
             base_urls=dict(eff.base_urls),
+            held=held,
+            held_detail=hold.detail if hold is not None else (refused.detail if refused else None),
+            held_until=hold.until if hold is not None else None,
+            credential_env=cred.env if cred is not None else None,
         )
 
     def peek(self, request: ServiceRequest) -> CacheRead:
@@ -219,6 +244,8 @@ class ServiceHub:
                 "latency_ms_p50": u.percentile(0.5),
                 "latency_ms_p95": u.percentile(0.95),
             }
+            if client.session is not None:
+                report[name]["session_setups"] = client.session.setups
         return report
 
     # -- fetch -------------------------------------------------------------------------------------
@@ -283,7 +310,19 @@ class ServiceHub:
         the caller that asked for it was cancelled meanwhile)."""
         eff = client.eff
         dataset = eff.spec.datasets[request.dataset]
-        answer = await client.request(request)
+        try:
+            answer = await client.request(request)
+        except PlanLimited as exc:  # remembered briefly: the next plan goes to the fallback
+            self._cache.namespace(request.service).put(
+                key,
+                {"refused": exc.reason, "detail": exc.detail},
+                dataset=request.dataset,
+                ttl=dataset.negative_ttl,
+                request=_request_record(request),
+                status="negative",
+                upstream=eff.upstream,
+            )
+            raise
         now = self._clock()
         ttl = dataset.ttl_at(now) if answer.verdict == "ok" else dataset.negative_ttl
         synthetic = answer.synthetic or eff.upstream == "sandbox"

@@ -6,6 +6,11 @@ calls a day) and two processes must never both spend the last call: every reserv
 the injected clock, so the count resets at UTC midnight. Live and sandbox calls are counted in
 separate namespaces (`upstream`), so tests against the simulator never spend real quota.
 Every call is counted, also for services without a quota, so the report can show usage.
+
+The same file remembers *holds*: a refusal that tells tradescout to leave a service alone until a
+moment (Yahoo's bot block and SEC's rate block for their cool-down, a daily limit the service
+declared spent until the next UTC midnight), so the next run — or a refresh beside a discover —
+does not knock again.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import random
 import sqlite3
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 _SCHEMA = """
@@ -24,8 +30,30 @@ CREATE TABLE IF NOT EXISTS quota_usage (
     day      TEXT NOT NULL,
     used     INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (upstream, service, day)
+);
+CREATE TABLE IF NOT EXISTS service_holds (
+    upstream TEXT NOT NULL,
+    service  TEXT NOT NULL,
+    reason   TEXT NOT NULL,
+    detail   TEXT NOT NULL,
+    until    TEXT NOT NULL,
+    PRIMARY KEY (upstream, service)
 )
 """
+
+
+@dataclass(frozen=True)
+class ServiceHold:
+    """A refusal remembered until `until` (aware UTC)."""
+
+    reason: str
+    detail: str
+    until: datetime
+
+
+def next_utc_midnight(now: datetime) -> datetime:
+    day = now.astimezone(UTC).date() + timedelta(days=1)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 class QuotaLedger:
@@ -50,7 +78,7 @@ class QuotaLedger:
                 mode = self._db.execute("PRAGMA journal_mode").fetchone()[0]
                 if str(mode).lower() != "wal":
                     self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute(_SCHEMA)
+                self._db.executescript(_SCHEMA)
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
@@ -97,6 +125,33 @@ class QuotaLedger:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+
+    def hold(self, service: str, upstream: str, hold: ServiceHold) -> None:
+        """Remember a refusal; a longer hold already recorded is kept."""
+        current = self.held(service, upstream)
+        if current is not None and current.until >= hold.until:
+            return
+        self._db.execute(
+            "INSERT OR REPLACE INTO service_holds (upstream, service, reason, detail, until) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (upstream, service, hold.reason, hold.detail[:300], hold.until.isoformat()),
+        )
+
+    def held(self, service: str, upstream: str) -> ServiceHold | None:
+        """The hold in force now, if any (an expired one reads as none)."""
+        row = self._db.execute(
+            "SELECT reason, detail, until FROM service_holds WHERE upstream=? AND service=?",
+            (upstream, service),
+        ).fetchone()
+        if row is None:
+            return None
+        try:
+            until = datetime.fromisoformat(str(row[2]))
+        except ValueError:
+            return None
+        if until.tzinfo is None or until <= self._clock():
+            return None
+        return ServiceHold(str(row[0]), str(row[1]), until)
 
     def close(self) -> None:
         self._db.close()

@@ -139,12 +139,16 @@ def availability_of(
     quota_left: int | None,
     exhausted_for_run: bool = False,
     breaker_state: str = "closed",
+    held: str | None = None,
 ) -> Availability:
-    """Whether a service may be called this run (pure; the first reason that applies wins)."""
+    """Whether a service may be called this run (pure; the first reason that applies wins).
+    `held`: a refusal that keeps the service away now (blocked, rate_blocked, bad_credential…)."""
     if offline:
         return Availability(False, "offline")
     if unconfigured_reason is not None:
         return Availability(False, "not_configured")
+    if held is not None and held != "quota_exhausted":
+        return Availability(False, held)
     if exhausted_for_run or (quota_left is not None and quota_left <= 0):
         return Availability(False, "quota_exhausted")
     if breaker_state == "open":
@@ -161,6 +165,7 @@ def availability_lookup(hub: ServiceHub) -> Callable[[str], Availability]:
             status.quota_left,
             status.quota_exhausted_for_run,
             status.breaker_state,
+            status.held,
         )
 
     return lookup

@@ -1,0 +1,27 @@
+"""The browser-impersonating transport for services that refuse non-browser clients (Yahoo).
+
+httpx stays the client (pool, timeouts, streaming, our redirect and size rules); only the wire is
+curl_cffi's, through httpx's transport seam (`httpx-curl-cffi`): Chrome's TLS fingerprint
+(JA3/ALPN), HTTP/2 settings and default headers (browser User-Agent, `sec-ch-ua` client hints,
+Accept-Language). Checked against httpx-curl-cffi 0.1.5: responses stream (curl hands over
+already-decoded bytes in its small write chunks), connect/read timeouts map to curl's, redirects
+and cookies are left to the caller (its jar is a no-op) — which is what the shared client wants,
+as it follows redirects itself and keeps Yahoo's cookie in its own session file.
+
+Imported lazily: a run that never calls Yahoo never loads libcurl.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+
+def browser_transport(impersonate: str, max_connections: int) -> httpx.AsyncBaseTransport:
+    """A curl_cffi transport that looks like `impersonate` (e.g. "chrome") on the wire."""
+    from httpx_curl_cffi import AsyncCurlTransport
+
+    return AsyncCurlTransport(
+        impersonate=impersonate,  # type: ignore[arg-type]
+        default_headers=True,  # the browser's own headers, not httpx's
+        max_connections=max_connections,
+    )
