@@ -16,12 +16,20 @@ from __future__ import annotations
 import httpx
 
 
+def is_transport_error(exc: BaseException) -> bool:
+    """curl_cffi's own exceptions, which the transport maps only while a request starts (a
+    connection cut mid-body surfaces as curl's IncompleteRead while the body streams)."""
+    return type(exc).__module__.startswith("curl_cffi")
+
+
 def browser_transport(impersonate: str, max_connections: int) -> httpx.AsyncBaseTransport:
     """A curl_cffi transport that looks like `impersonate` (e.g. "chrome") on the wire."""
-    from httpx_curl_cffi import AsyncCurlTransport
+    from httpx_curl_cffi import AsyncCurlTransport, CurlHttpVersion
 
     return AsyncCurlTransport(
         impersonate=impersonate,  # type: ignore[arg-type]
         default_headers=True,  # the browser's own headers, not httpx's
+        # HTTP/2 over TLS, HTTP/1.1 over plain http — as Chrome does (no `Upgrade: h2c`)
+        http_version=CurlHttpVersion.V2TLS,
         max_connections=max_connections,
     )

@@ -56,7 +56,7 @@ from services.body import (
     looks_like_json,
 )
 from services.breaker import CircuitBreaker
-from services.browser import browser_transport
+from services.browser import browser_transport, is_transport_error
 from services.config import Effective
 from services.errors import (
     BadResponse,
@@ -476,7 +476,6 @@ class ServiceClient:
             await self.open()
         async with self._semaphore:
             await self._limiter.acquire()
-            self.usage.network_requests += 1
             failure: ServiceError | None = None
             try:
                 raw = await self._exchange(url, {}, dict(headers), max_bytes, None)
@@ -552,8 +551,15 @@ class ServiceClient:
             raise BodyTooLarge(f"too large: {int(declared):,} bytes declared, cap {max_bytes:,}")
         collector = Collector(max_bytes)
         if "curl" in response.extensions:  # curl decoded it already, in small chunks
-            async for chunk in response.aiter_raw():
-                collector.add(chunk)
+            try:
+                async for chunk in response.aiter_raw():
+                    collector.add(chunk)
+            except BodyTooLarge:
+                raise
+            except Exception as exc:  # curl's own errors mid-body (a cut connection)
+                if not is_transport_error(exc):
+                    raise
+                raise httpx.ReadError(f"transfer cut ({type(exc).__name__})") from None
             return collector.value()
         inflater = Inflater(response.headers.get("content-encoding"))
         async for raw in response.aiter_raw():

@@ -244,8 +244,9 @@ class ServiceHub:
                 "latency_ms_p50": u.percentile(0.5),
                 "latency_ms_p95": u.percentile(0.95),
             }
-            if client.session is not None:
+            if client.session is not None:  # its requests are not in network_requests
                 report[name]["session_setups"] = client.session.setups
+                report[name]["session_requests"] = client.session.requests
         return report
 
     # -- fetch -------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -205,3 +205,47 @@ def delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
 
 def subjects_of(rows: Sequence[dict[str, Any]], service: str) -> list[str]:
     return [s for r in rows if r["service"] == service for s in r["subjects"]]
+
+
+BROWSER_HEADERS = {
+    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36",
+    "sec-ch-ua": '"Chromium";v="131", "Not_A Brand";v="24"',
+}
+
+
+class YahooBrowser(httpx.Auth):
+    """For tests that talk to the sandbox with a plain httpx client: requests to its Yahoo go out
+    the way a browser's would — browser headers, the session cookie and `crumb=` — so the
+    sandbox's Yahoo defences let them through (the first one sets the session up)."""
+
+    requires_response_body = True
+
+    def __init__(self) -> None:
+        self.cookie: str | None = None
+        self.crumb: str | None = None
+        self.setups = 0
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        path = request.url.path
+        if not path.startswith("/yahoo_finance/"):
+            yield request
+            return
+        request.headers.update(BROWSER_HEADERS)
+        if path in ("/yahoo_finance/", "/yahoo_finance/v1/test/getcrumb"):
+            yield request
+            return
+        if self.crumb is None:
+            self.setups += 1
+            root = request.url.copy_with(path="/yahoo_finance/", query=None)
+            cookie = yield httpx.Request("GET", root, headers=BROWSER_HEADERS)
+            self.cookie = cookie.headers.get("set-cookie", "").split(";", 1)[0]
+            crumb = yield httpx.Request(
+                "GET",
+                root.copy_with(path="/yahoo_finance/v1/test/getcrumb"),
+                headers={**BROWSER_HEADERS, "Cookie": self.cookie},
+            )
+            self.crumb = crumb.text
+        request.headers["Cookie"] = self.cookie or ""
+        request.url = request.url.copy_merge_params({"crumb": self.crumb})
+        yield request

@@ -12,7 +12,7 @@ from pytest_httpx import HTTPXMock
 
 from services import alpha_vantage, coingecko, fmp, fred, imf, sec_edgar, yahoo_finance
 from services.config import ServiceConfig, sandbox_config, single_base_url
-from services.errors import BadCredential, BadIdentity, BadResponse, NotConfigured
+from services.errors import BadCredential, BadIdentity, NotConfigured
 from tests.services.conftest import CRUMB, SEC_UA, SECRET, fast_configs, payload
 
 

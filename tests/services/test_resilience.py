@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from pathlib import Path
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
