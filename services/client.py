@@ -286,7 +286,7 @@ class ServiceClient:
         """Fail fast (no network) when the service refused for this run, is held, or is spent
         for this run or for today."""
         if self.refused is not None:
-            raise self.refused.with_detail(f"{self.refused.detail} (refused earlier this run)")
+            raise self._replay(self.refused)
         hold = self.held()
         if hold is not None:
             raise self._held_error(hold, request)
@@ -300,18 +300,28 @@ class ServiceClient:
     def _held_error(self, hold: ServiceHold, request: ServiceRequest) -> ServiceError:
         cls = _HELD_ERRORS.get(hold.reason, BadResponse)
         detail = f"{hold.detail}; not asking again before {hold.until:%Y-%m-%d %H:%M} UTC"
-        return cls(self.name, detail, dataset=request.dataset)
+        error = cls(self.name, detail, dataset=request.dataset)
+        error.replayed = True
+        return error
+
+    @staticmethod
+    def _replay(refusal: ServiceError) -> ServiceError:
+        error = refusal.with_detail(f"{refusal.detail} (refused earlier this run)")
+        error.replayed = True
+        return error
 
     def _check_hold_now(self, request: ServiceRequest) -> None:
         """Right before sending: a hold another request of this run just recorded."""
         if self.refused is not None:
-            raise self.refused.with_detail(f"{self.refused.detail} (refused earlier this run)")
+            raise self._replay(self.refused)
         hold = self._hold
         if hold is not None and hold.until > self._clock():
             raise self._held_error(hold, request)
 
     def _remember(self, exc: ServiceError) -> None:
         """What a refusal means beyond this request (see services/errors.py)."""
+        if exc.replayed:
+            return
         if exc.stops_run and self.refused is None:
             self.refused = exc
         if exc.hold is None:

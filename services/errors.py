@@ -24,6 +24,7 @@ class ServiceError(Exception):
     reason = "unavailable"
     stops_run = False
     hold: Hold | None = None
+    replayed = False  # raised from a remembered refusal, without a request: not re-remembered
 
     def __init__(self, service: str, message: str, *, dataset: str | None = None) -> None:
         super().__init__(f"{service}: {message}")
