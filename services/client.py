@@ -355,7 +355,7 @@ class ServiceClient:
         if not self.breaker.would_admit():
             self.breaker.admit()  # raises CircuitOpen without waiting for the limiter
         while True:
-            generation = await self.session.ensure(self._session_get) if self.session else 0
+            generation = await self._ensure_session(request) if self.session else 0
             try:
                 return await self._with_retries(request)
             except SessionRefused as exc:
@@ -365,7 +365,17 @@ class ServiceClient:
                     ) from None
                 log.info("%s: session refused; renewing it once", self.name)
 
+    async def _ensure_session(self, request: ServiceRequest) -> int:
+        """The session, set up with the same retries as data (a dropped cookie request is
+        transient; a block or a consent wall is not)."""
+        generation: int = await self._controller(request)(self.session.ensure, self._session_get)
+        return generation
+
     async def _with_retries(self, request: ServiceRequest) -> Answer:
+        answer: Answer = await self._controller(request)(self._attempt, request)
+        return answer
+
+    def _controller(self, request: ServiceRequest) -> Any:
         def count_retry(state: RetryCallState) -> None:
             self.usage.retries += 1
             exc = state.outcome.exception() if state.outcome is not None else None
@@ -377,7 +387,7 @@ class ServiceClient:
                 exc.__class__.__name__ if exc else "failure",
             )
 
-        controller = retrying(
+        return retrying(
             max_attempts=self.spec.max_attempts,
             max_total_delay=self.spec.max_retry_delay_seconds,
             backoff_base=self.spec.backoff_base_seconds,
@@ -385,8 +395,6 @@ class ServiceClient:
             sleep=self._sleep,
             before_sleep=count_retry,
         )
-        answer: Answer = await controller(self._attempt, request)
-        return answer
 
     async def _attempt(self, request: ServiceRequest) -> Answer:
         async with self._semaphore:

@@ -138,6 +138,7 @@ class CrumbSession:
         self.path = state_dir / f"yahoo_session.{effective.upstream}.json" if state_dir else None
         self._clock = clock
         self._data: SessionData | None = None
+        self._cookies: dict[str, str] | None = None  # from a set-up whose crumb step failed
         self._lock = asyncio.Lock()
         self.generation = 0
         self.setups = 0  # set-ups this run (the cookie + crumb requests)
@@ -185,20 +186,16 @@ class CrumbSession:
             return False
         self.renewals += 1
         self._data = None
+        self._cookies = None
         if self.path is not None:
             with contextlib.suppress(OSError):
                 self.path.unlink()
         return True
 
     async def _set_up(self, get: Get) -> SessionData:
-        self.requests += 1
-        status, headers, _ = await get(self.cookie_url, {}, 64 * 1024)
-        consent_refusal(self.service, status, headers, self.cookie_url)
-        if status == 429:
-            raise Blocked(self.service, "HTTP 429 for the session cookie (taken for a bot)")
-        if status >= 500:
-            raise TransientFailure(self.service, f"HTTP {status} for the session cookie")
-        cookies = parse_cookies(headers)
+        cookies = self._cookies
+        if cookies is None:  # a retry after a failed crumb request keeps the cookie it got
+            cookies = self._cookies = await self._get_cookie(get)
         cookie_header = "; ".join(f"{k}={v}" for k, v in cookies.items())
         self.requests += 1
         status, headers, body = await get(
@@ -212,7 +209,18 @@ class CrumbSession:
             what = "an empty answer" if not crumb else f"HTTP {status}, {_gist(crumb)}"
             raise Blocked(self.service, f"the crumb request answered {what}, not a crumb")
         redact.register(crumb)
+        self._cookies = None
         return SessionData(self.origin, cookies, crumb, self._clock())
+
+    async def _get_cookie(self, get: Get) -> dict[str, str]:
+        self.requests += 1
+        status, headers, _ = await get(self.cookie_url, {}, 64 * 1024)
+        consent_refusal(self.service, status, headers, self.cookie_url)
+        if status == 429:
+            raise Blocked(self.service, "HTTP 429 for the session cookie (taken for a bot)")
+        if status >= 500:
+            raise TransientFailure(self.service, f"HTTP {status} for the session cookie")
+        return parse_cookies(headers)
 
     def _load(self) -> SessionData | None:
         if self.path is None:

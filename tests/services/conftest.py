@@ -89,10 +89,12 @@ def data_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def plain_transport(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        "services.client.browser_transport", lambda *_a, **_k: httpx.AsyncHTTPTransport()
-    )
+def plain_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under pytest-httpx only: tests against the sandbox keep the real browser transport."""
+    if "httpx_mock" in request.fixturenames:
+        monkeypatch.setattr(
+            "services.client.browser_transport", lambda *_a, **_k: httpx.AsyncHTTPTransport()
+        )
 
 
 def write_yahoo_session(state_dir: Path, created: datetime, crumb: str = CRUMB) -> Path:

@@ -156,7 +156,9 @@ async def test_fred_unknown_series_is_a_cached_negative(
 
 
 async def test_yahoo_404_is_not_found(httpx_mock: HTTPXMock, make_hub: Any) -> None:
-    httpx_mock.add_response(status_code=404, json=payload("yahoo_finance__chart_error_unknown.json"))
+    httpx_mock.add_response(
+        status_code=404, json=payload("yahoo_finance__chart_error_unknown.json")
+    )
     async with make_hub() as hub:
         assert (await hub.fetch(yahoo_finance.chart_request("ZZNOPE"))).status == "negative"
 
@@ -226,7 +228,7 @@ async def test_daily_limits_are_remembered_until_utc_midnight(
     httpx_mock.add_response(json=payload("alpha_vantage__throttle_information.json"))
     async with make_hub() as hub:
         for request in (fmp.profile_request("ACME"), alpha_vantage.overview_request("ACME")):
-            with pytest.raises(ServiceError, match="limit|Limit"):
+            with pytest.raises(ServiceError, match=r"(?i)limit"):
                 await hub.fetch(request)
     clock.advance(3600)  # later the same UTC day: a new run does not call either
     async with make_hub() as hub:
