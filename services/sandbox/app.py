@@ -193,12 +193,9 @@ class UpstreamEndpoint:
             return
         defended = state.defences.refuse(service, call)
         if defended is not None:
-            if defended.status in (401, 402, 403, 429) or (
-                service == "alpha_vantage" and b"Error Message" in defended.body
-            ):
+            session = service == "yahoo_finance" and params.get("rest", "") in SESSION_PATHS
+            if not (session and defended.status in (200, 404)):  # not a cookie or a crumb
                 stats.refused += 1
-            elif service != "yahoo_finance":
-                stats.served += 1
             await send_reply(send, defended, head=head)
             return
         if state.enforce_limits:
