@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import httpx
 
+CURLE_FILESIZE_EXCEEDED = 63  # curl stopped a transfer at MAXFILESIZE
+
 
 def is_transport_error(exc: BaseException) -> bool:
     """curl_cffi's own exceptions, which the transport maps only while a request starts (a
@@ -22,9 +24,16 @@ def is_transport_error(exc: BaseException) -> bool:
     return type(exc).__module__.startswith("curl_cffi")
 
 
-def browser_transport(impersonate: str, max_connections: int) -> httpx.AsyncBaseTransport:
-    """A curl_cffi transport that looks like `impersonate` (e.g. "chrome") on the wire."""
-    from httpx_curl_cffi import AsyncCurlTransport, CurlHttpVersion
+def browser_transport(
+    impersonate: str, max_connections: int, max_bytes: int
+) -> httpx.AsyncBaseTransport:
+    """A curl_cffi transport that looks like `impersonate` (e.g. "chrome") on the wire.
+
+    curl decodes compressed bodies itself and queues what it decoded without back-pressure, so
+    two options bound it: `MAXFILESIZE` stops a transfer past `max_bytes` on the wire, and a
+    small receive buffer keeps what one network read can inflate to ~1000 × 2 KB (a gzip bomb
+    becomes a few MB per event-loop turn, which the client counts and cuts at its cap)."""
+    from httpx_curl_cffi import AsyncCurlTransport, CurlHttpVersion, CurlOpt
 
     return AsyncCurlTransport(
         impersonate=impersonate,  # type: ignore[arg-type]
@@ -32,4 +41,5 @@ def browser_transport(impersonate: str, max_connections: int) -> httpx.AsyncBase
         # HTTP/2 over TLS, HTTP/1.1 over plain http — as Chrome does (no `Upgrade: h2c`)
         http_version=CurlHttpVersion.V2TLS,
         max_connections=max_connections,
+        curl_options={CurlOpt.MAXFILESIZE_LARGE: max_bytes, CurlOpt.BUFFERSIZE: 2048},
     )

@@ -56,7 +56,7 @@ from services.body import (
     looks_like_json,
 )
 from services.breaker import CircuitBreaker
-from services.browser import browser_transport, is_transport_error
+from services.browser import CURLE_FILESIZE_EXCEEDED, browser_transport, is_transport_error
 from services.config import Effective
 from services.errors import (
     BadResponse,
@@ -245,7 +245,9 @@ class ServiceClient:
         transport = self._transport
         headers = {"Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
         if transport is None and self.spec.impersonate:
-            transport = browser_transport(self.spec.impersonate, self.eff.max_connections)
+            transport = browser_transport(
+                self.spec.impersonate, self.eff.max_connections, self._largest_cap()
+            )
             headers.pop("Accept-Encoding")  # the browser's own; curl decodes it
         else:
             headers["User-Agent"] = USER_AGENT
@@ -454,6 +456,10 @@ class ServiceClient:
             self.session.apply(params, headers)
         return url, params, headers
 
+    def _largest_cap(self) -> int:
+        caps = [d.max_bytes for d in self.spec.datasets.values() if d.max_bytes is not None]
+        return max([self.spec.max_body_bytes, *caps])
+
     def _max_bytes(self, request: ServiceRequest) -> int:
         dataset = self.spec.datasets.get(request.dataset)
         cap = dataset.max_bytes if dataset is not None else None
@@ -537,7 +543,7 @@ class ServiceClient:
                         location = response.headers.get("location", "")
                         next_url = target.url.join(location)
                     finally:
-                        await response.aclose()
+                        await _close(response)
                     if _origin(next_url) != origin:
                         raise BadResponse(
                             self.name,
@@ -574,9 +580,11 @@ class ServiceClient:
                     collector.add(chunk)
             except BodyTooLarge:
                 raise
-            except Exception as exc:  # curl's own errors mid-body (a cut connection)
+            except Exception as exc:  # curl's own errors mid-body (a cut connection, its cap)
                 if not is_transport_error(exc):
                     raise
+                if getattr(exc, "code", None) == CURLE_FILESIZE_EXCEEDED:
+                    raise BodyTooLarge(f"too large: over {max_bytes:,} bytes") from None
                 raise httpx.ReadError(f"transfer cut ({type(exc).__name__})") from None
             return collector.value()
         inflater = Inflater(response.headers.get("content-encoding"))
@@ -661,6 +669,20 @@ class ServiceClient:
         if not redact.contains(str(exc), secrets):
             return exc
         return exc.with_detail(redact.mask(exc.detail, secrets))
+
+
+async def _close(response: httpx.Response) -> None:
+    """Close a streamed response. curl's transfer runs on by itself until it ends (its close
+    waits for it): an unfinished one is told to stop at its next chunk, and waited for briefly."""
+    curl = response.extensions.get("curl", {}).get("response")
+    if curl is None:
+        await response.aclose()
+        return
+    quit_now = getattr(curl, "quit_now", None)
+    if quit_now is not None:
+        quit_now.set()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(response.aclose(), 1.0)
 
 
 def _text(body: Any) -> str:

@@ -96,7 +96,10 @@ async def test_sec_undeclared_identity(tmp_path: Path) -> None:
     with SandboxServer(faults=()) as server:
         knobs = {"sec_edgar": {"rate_per_second": 200.0, "credential": "tradescout"}}
         async with hub_for(server, tmp_path, **knobs) as hub:
-            for request in (sec_edgar.company_tickers_request(), sec_edgar.submissions_request("1")):
+            for request in (
+                sec_edgar.company_tickers_request(),
+                sec_edgar.submissions_request("1"),
+            ):
                 with pytest.raises(ServiceError) as info:
                     await hub.fetch(request)
                 assert info.value.reason == "bad_identity"
