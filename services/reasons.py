@@ -44,7 +44,7 @@ REASONS: Mapping[str, Reason] = {
         "fault", "The service sent an answer tradescout cannot use; run again later."
     ),
     "bad_identity": Reason(
-        "fault", 'Set SEC_EDGAR_USER_AGENT to your name and e-mail, e.g. "Jane Doe jane@x.org".'
+        "fault", 'Set SEC_EDGAR_USER_AGENT to your name and e-mail ("Jane Doe jane@x.org").'
     ),
     "rate_blocked": Reason(
         "fault", "SEC blocked this machine for exceeding 10 requests/s; wait 10 minutes."
