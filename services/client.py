@@ -659,13 +659,15 @@ class ServiceClient:
         return Answer(verdict=verdict, payload=body, synthetic=synthetic)
 
     def _secrets(self) -> tuple[str, ...]:
+        """This service's secrets: its credential, and its session crumb if it has one."""
         credential = self.eff.credential
-        return (credential,) if credential else ()
+        crumb = self.session.crumb if self.session is not None else None
+        return tuple(s for s in (credential, crumb) if s)
 
     def _scrubbed(self, exc: ServiceError) -> ServiceError:
         """The same error with every form of the credential masked, should an upstream body
         have echoed it into the message."""
-        secrets = redact.REGISTRY.snapshot()
+        secrets = self._secrets()
         if not redact.contains(str(exc), secrets):
             return exc
         return exc.with_detail(redact.mask(exc.detail, secrets))

@@ -145,6 +145,10 @@ class CrumbSession:
         self.renewals = 0
         self.requests = 0  # network requests the set-ups sent
 
+    @property
+    def crumb(self) -> str | None:
+        return self._data.crumb if self._data is not None else None
+
     # -- what a data request carries --------------------------------------------------------
     def apply(self, params: dict[str, str], headers: dict[str, str]) -> None:
         data = self._data
