@@ -118,13 +118,13 @@ async def open_redis(
     try:
         redis = connect(url)
     except unusable as exc:  # a URL redis-py cannot use
-        failover.degrade(exc)
+        failover.degrade(exc, at_start=True)
         local.status = status
         return local
     try:
         await redis.ping()
     except down_errors() as exc:
-        failover.degrade(exc)
+        failover.degrade(exc, at_start=True)
 
     def limiter(scope: Scope, rate: float) -> RateLimiter:
         return FailoverLimiter(

@@ -12,10 +12,17 @@ What is never lost:
   was lost is counted locally (Redis may have counted it too: taken as spent, never as unspent);
 * flags — every flag raised is also raised locally, so a block learnt before the switch holds;
 * leases — a lease taken on Redis simply expires there; waiters stop waiting and read the cache.
+
+A mid-run switch holds each limiter's first local call until one second after the switch: every
+call paced by Redis happened before Redis died, so no one-second window mixes calls paced by
+Redis with calls paced locally (whose sum could exceed either limit). Windows longer than a
+second (Alpha Vantage's minute) are not covered by that pause; its daily quota is.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +36,7 @@ from services.coord.redis_conn import down_errors
 from services.coord.singleflight import Lease, SingleFlight
 
 T = TypeVar("T")
+SETTLE_SECONDS = 1.0
 
 
 @dataclass
@@ -66,15 +74,25 @@ class Failover:
         self.status = status
         self._clock = clock
         self._down = down_errors()
+        self._switched: float | None = None  # monotonic time of a mid-run switch
 
     @property
     def active(self) -> bool:
         return self.status.shared
 
-    def degrade(self, exc: BaseException) -> None:
+    def degrade(self, exc: BaseException, *, at_start: bool = False) -> None:
         if self.status.degraded_at is None:
             self.status.degraded_at = self._clock()
             self.status.cause = exc.__class__.__name__  # never str(exc): it may quote the URL
+            if not at_start:
+                self._switched = time.monotonic()
+
+    async def settle(self) -> None:
+        """After a mid-run switch, wait until SETTLE_SECONDS have passed since it."""
+        if self._switched is not None:
+            left = self._switched + SETTLE_SECONDS - time.monotonic()
+            if left > 0:
+                await asyncio.sleep(left)
 
     async def run(self, shared: Callable[[], Awaitable[T]], local: Callable[[], Awaitable[T]]) -> T:
         if self.active:
@@ -97,7 +115,11 @@ class FailoverLimiter:
         self._failover, self._shared, self._local = failover, shared, local
 
     async def acquire(self) -> None:
-        await self._failover.run(self._shared.acquire, self._local.acquire)
+        await self._failover.run(self._shared.acquire, self._acquire_local)
+
+    async def _acquire_local(self) -> None:
+        await self._failover.settle()
+        await self._local.acquire()
 
 
 class FailoverQuota:
