@@ -92,3 +92,41 @@ async def test_flags_and_leases_survive_redis_dying(
 )
 def test_where_never_shows_a_password(url: str, shown: str) -> None:
     assert where(url) == shown
+
+
+async def test_a_waiter_whose_redis_dies_takes_over_locally(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Another machine holds the lease; Redis dies while we wait: we stop waiting, find nothing
+    in the cache, lead on the machine-wide backend and fetch."""
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    from services.coord.keys import flight_key
+    from services.coord.singleflight import FlightStats, once
+
+    other = Redis.from_url(redis_server.url)
+    await other.set(flight_key("k"), "someone-else", px=30_000)
+    await other.aclose()
+    coordination = await open_redis(redis_server.url, tmp_path / "state", machines=2, clock=clock)
+    stats = FlightStats()
+
+    async def fetch() -> str:
+        return "fetched"
+
+    async def nothing() -> str | None:
+        return None
+
+    try:
+        waiting = asyncio.create_task(
+            once(coordination.flight, "k", fetch, nothing, ttl=5, timeout=20, stats=stats)
+        )
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        redis_server.kill()
+        assert await asyncio.wait_for(waiting, 5) == "fetched"
+        assert stats.led == 1 and stats.gave_up_waiting == 0
+        assert coordination.status is not None and not coordination.status.shared
+    finally:
+        await coordination.aclose()
