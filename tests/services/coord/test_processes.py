@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from services.quota import QuotaLedger
+from services.sandbox.limits import SlidingWindow, Window
 from tests.conftest import REPO, RedisServer
 from tests.services.coord.conftest import max_in_window
 
@@ -128,6 +129,17 @@ def spawn(args: dict[str, Any]) -> subprocess.Popen[str]:
     )
 
 
+def refused(times: list[float], window: Window) -> int:
+    """How many of these calls the sandbox's sliding window would answer with 429."""
+    limits, count = SlidingWindow(window), 0
+    for t in sorted(times):
+        if limits.wait_needed(t) > 0:
+            count += 1
+        else:
+            limits.record(t)
+    return count
+
+
 def run_together(tmp: Path, count: int, args: dict[str, Any]) -> list[dict[str, Any]]:
     go = tmp / "go"
     workers = [spawn({**args, "go": str(go), "who": f"w{i}"}) for i in range(count)]
@@ -157,16 +169,20 @@ def test_three_processes_never_exceed_a_shared_limit(
             "n": 10,
         },
     )
-    peaks = {}
+    peaks, too_many = {}, {}
     for backend in ("machine", "redis", "local"):
         times = [t for r in results for t in r[backend]["times"]]
         assert len(times) == 30
         peaks[backend] = max_in_window(times)
+        too_many[backend] = refused(times, Window(5, 1.0))
     rebooked = {b: sum(r[b]["rebooked"] for r in results) for b in ("machine", "redis")}
-    print(f"most calls in any 1 s window, 3 processes x 10 at 5/s: {peaks}; rebooked {rebooked}")
-    assert peaks["machine"] <= 5
-    assert peaks["redis"] <= 5
-    assert peaks["local"] > 5  # the negative control: per-process pacing overruns
+    print(
+        f"3 processes x 10 calls at 5/s: most in any 1 s window {peaks}, "
+        f"429s a 5-per-second sliding window would answer {too_many}, rebooked {rebooked}"
+    )
+    assert peaks["machine"] <= 5 and too_many["machine"] == 0
+    assert peaks["redis"] <= 5 and too_many["redis"] == 0
+    assert peaks["local"] > 5 and too_many["local"] > 0  # the control: per-process pacing
     for backend in ("machine", "redis"):
         times = sorted(t for r in results for t in r[backend]["times"])
         assert times[-1] - times[0] < 30 / 5 * 1.3  # shared, yet close to the full rate
