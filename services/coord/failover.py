@@ -56,12 +56,15 @@ class SharedStatus:
         """One sentence for the report when the run fell back, else None."""
         if self.degraded_at is None:
             return None
-        share = "each limit divided by" if self.machines > 1 else "limits as for"
-        machines = f"{self.machines} machine{'s' if self.machines != 1 else ''}"
+        share = (
+            f"each limit divided by {self.machines} machines"
+            if self.machines > 1
+            else "with this machine's full limits"
+        )
         return (
             f"Shared limits at {self.where} were unreachable from "
             f"{self.degraded_at.isoformat(timespec='seconds')} ({self.cause}): this run used "
-            f"local limits, quotas and flags, {share} {machines}."
+            f"local limits, quotas and flags, {share}."
         )
 
 

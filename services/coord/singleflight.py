@@ -129,6 +129,7 @@ class MachineFlight:
 
         def work(db: sqlite3.Connection) -> Lease | None:
             now = self._wall()
+            db.execute("DELETE FROM leases WHERE expires <= ?", (now,))  # dead owners' rows
             row = db.execute("SELECT expires FROM leases WHERE key=?", (key,)).fetchone()
             if row is not None and float(row[0]) > now:
                 return None

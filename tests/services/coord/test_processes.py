@@ -96,6 +96,18 @@ async def main():
         out["machine"], out["redis"] = await asyncio.gather(
             fly(machine, "k1", base / "machine"), fly(shared, "k2", base / "redis")
         )
+    elif args["mode"] == "hold":  # lead, say so, and hang until killed (renewing the lease)
+        async def hang():
+            print("leading", flush=True)
+            await asyncio.sleep(3600)
+
+        async def nothing():
+            return None
+
+        await asyncio.gather(
+            once(machine.flight, "k1", hang, nothing, ttl=1.0, timeout=10),
+            once(shared.flight, "k2", hang, nothing, ttl=1.0, timeout=10),
+        )
     elif args["mode"] == "failover":
         s = Scope("test", "failover")
         limiter = shared.limiter(s, args["rate"])
@@ -274,3 +286,45 @@ def test_redis_killed_mid_run_falls_back_without_a_crash_or_a_lost_count(
     assert max_in_window(times) <= 20
     switch = next(i for i in range(8, 24) if times[i] - times[i - 1] >= 0.9)
     assert max_in_window(times[switch:]) <= 10
+
+
+async def test_a_killed_owner_frees_its_key_after_the_ttl(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """The owner renews its 1 s lease while alive (so it outlives the TTL), then is SIGKILLed
+    mid-fetch: within about a TTL another process leads, on both backends."""
+    import asyncio
+
+    from services.coord.backends import open_machine, open_redis
+    from services.coord.singleflight import FlightStats, once
+
+    state, go = tmp_path / "state", tmp_path / "go"
+    go.touch()
+    holder = spawn({"mode": "hold", "state": str(state), "url": redis_server.url, "go": str(go)})
+    assert holder.stdout is not None
+    assert [holder.stdout.readline(), holder.stdout.readline()] == ["leading\n"] * 2
+    machine = open_machine(state, clock=lambda: datetime.now(UTC))
+    shared = await open_redis(redis_server.url, state, machines=1, clock=lambda: datetime.now(UTC))
+    try:
+        await asyncio.sleep(1.5)  # past the TTL: only the holder's renewals keep its leases
+        assert await machine.flight.held("k1") and await shared.flight.held("k2")
+        holder.kill()
+        holder.wait(timeout=10)
+        killed = time.monotonic()
+        stats = FlightStats()
+
+        async def fetch() -> str:
+            return "fetched"
+
+        async def nothing() -> str | None:
+            return None
+
+        got = await asyncio.gather(
+            once(machine.flight, "k1", fetch, nothing, ttl=5, timeout=10, stats=stats),
+            once(shared.flight, "k2", fetch, nothing, ttl=5, timeout=10, stats=stats),
+        )
+        assert got == ["fetched", "fetched"] and stats.led == 2 and stats.gave_up_waiting == 0
+        assert time.monotonic() - killed < 2.5
+    finally:
+        await shared.aclose()
+        await machine.aclose()
