@@ -75,6 +75,7 @@ async def main():
     state = Path(args["state"])
     machine = open_machine(state, clock=clock)
     shared = await open_redis(args["url"], state, machines=args.get("machines", 1), clock=clock)
+    print("ready", flush=True)
     while not go.exists():
         await asyncio.sleep(0.005)
     out = {}
@@ -155,7 +156,8 @@ def refused(times: list[float], window: Window) -> int:
 def run_together(tmp: Path, count: int, args: dict[str, Any]) -> list[dict[str, Any]]:
     go = tmp / "go"
     workers = [spawn({**args, "go": str(go), "who": f"w{i}"}) for i in range(count)]
-    time.sleep(1.0)  # imports done, backends open: all wait on the start file
+    for worker in workers:  # imports done, backends open: all wait on the start file
+        assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
     go.touch()
     results = []
     for worker in workers:
@@ -302,7 +304,8 @@ async def test_a_killed_owner_frees_its_key_after_the_ttl(
     go.touch()
     holder = spawn({"mode": "hold", "state": str(state), "url": redis_server.url, "go": str(go)})
     assert holder.stdout is not None
-    assert [holder.stdout.readline(), holder.stdout.readline()] == ["leading\n"] * 2
+    lines = [holder.stdout.readline() for _ in range(3)]
+    assert lines == ["ready\n", "leading\n", "leading\n"]
     machine = open_machine(state, clock=lambda: datetime.now(UTC))
     shared = await open_redis(redis_server.url, state, machines=1, clock=lambda: datetime.now(UTC))
     try:
