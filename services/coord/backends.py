@@ -1,6 +1,7 @@
 """Choosing the backends: one `Coordination` bundle per process, whatever stands behind it.
 
-    open_in_process(clock)                         this process only (today's behaviour)
+    open_in_process(clock)                         this process only, nothing on disk (tests,
+                                                   dry runs)
     open_machine(state_dir, clock)                 every process of one data root (no server)
     await open_redis(url, state_dir, machines=N)   every process on every machine using the
                                                    Redis, falling back to open_machine's
