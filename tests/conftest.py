@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.registry import SPECS
+from services.registry import CREDENTIAL_ENV, SPECS
 from services.sandbox.limits import Window
 from services.sandbox.portfolios import write_trades_csv
 from services.sandbox.server import SandboxServer
@@ -31,13 +31,7 @@ FAST_LIMITS = {name: Window(10_000, 1.0) for name in SERVICES}
 FAST_TOML = "".join(
     f"[services.{name}]\nrate_per_second = 200\nmax_connections = 8\n\n" for name in SERVICES
 )
-SECRET_ENV = (
-    "FMP_API_KEY",
-    "ALPHA_VANTAGE_API_KEY",
-    "FRED_API_KEY",
-    "COINGECKO_API_KEY",
-    "SEC_EDGAR_USER_AGENT",
-)
+SECRET_ENV: tuple[str, ...] = tuple(CREDENTIAL_ENV.values())
 
 
 def local_tickers() -> set[str]:

@@ -26,7 +26,7 @@ from discovery.cli.common import (
 
 def parse_budgets(values: list[str]) -> dict[str, int]:
     """`--budget service=N` (repeatable) → {service: N}; a bad value is a usage error."""
-    from discovery.settings import SERVICE_NAMES
+    from services.registry import SERVICE_NAMES
 
     out: dict[str, int] = {}
     for value in values:
@@ -88,14 +88,13 @@ def refresh(
             stdout.print(message, markup=False)
         raise typer.Exit(EXIT_OK)
     try:
-        with upstream_for(settings, sandbox, offline) as (upstream, url):
+        with upstream_for(settings, sandbox, offline) as target:
             result = guarded(
                 lambda: asyncio.run(
                     refresh_async(
                         settings,
                         names,
-                        upstream=upstream,  # type: ignore[arg-type]
-                        sandbox_url=url,
+                        target=target,
                         horizon=timedelta(hours=horizon_hours),
                         budgets=budgets,
                     )
@@ -121,7 +120,7 @@ def refresh(
             gaps=len(result.failed) + len(result.skipped_budget),
             peak_rss_mb=round(peak_rss_mb(), 1),
             exit_code=code,
-            upstream=upstream,
+            upstream=target.label,
             per_service={k: dict(v) for k, v in result.usage.items()},
         ),
     )

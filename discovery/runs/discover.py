@@ -42,7 +42,7 @@ from discovery.report.schema import validate_report
 from discovery.report.summary import render_summary
 from discovery.runs.ledger import Ledger, LedgerError, RunRecord
 from discovery.settings import Settings
-from discovery.upstream import Upstream, service_configs
+from discovery.upstream import Target, service_configs
 from services import sec_edgar
 from services.config import ServiceConfig, resolve
 from services.errors import ServiceError
@@ -59,8 +59,7 @@ ProgressHook = Callable[[str, str], None]  # (service, event) event: planned|don
 @dataclass(frozen=True)
 class DiscoverOptions:
     portfolio: str
-    upstream: Upstream = "live"
-    sandbox_url: str | None = None
+    target: Target = field(default_factory=Target)
     dry_run: bool = False
     benchmark: str = "SPY"
     timeframe: str = "all"
@@ -246,7 +245,7 @@ def dry_run_plan(
         left = None
         if eff.daily_quota is not None:
             left = max(0, eff.daily_quota - used.get((eff.upstream, service), 0))
-        return availability_of(options.upstream == "offline", eff.unconfigured_reason, left)
+        return availability_of(options.target.offline, eff.unconfigured_reason, left)
 
     try:
         return build_plan_with(
@@ -458,8 +457,8 @@ async def discover_async(
     run_id = new_run_id(started)
     csv_path, book, inventory, timer = load_local(settings, options.portfolio, today)
     layout = settings.layout
-    upstream = options.upstream
-    configs = service_configs(settings, upstream, options.sandbox_url)
+    target = options.target
+    configs = service_configs(settings, target)
     if options.dry_run:
         with timer.stage("plan"):
             plan = dry_run_plan(settings, configs, book, inventory, options, today)
@@ -473,7 +472,7 @@ async def discover_async(
         cache,
         layout.state_dir,
         max_concurrency=max_conc,
-        offline=upstream == "offline",
+        offline=target.offline,
         clock=clock,
     )
     try:
@@ -492,7 +491,7 @@ async def discover_async(
                 run_id=run_id,
                 started_at=started,
                 tool_version=__version__,
-                upstream=upstream,
+                upstream=target.label,
                 data_source=relative_to_root(csv_path, layout.root),
                 book=book,
                 inventory=inventory,
@@ -532,7 +531,7 @@ async def discover_async(
                 gaps=len(gaps),
                 peak_rss_mb=report["discovery_metadata"]["peak_rss_mb"],
                 exit_code=code,
-                upstream=upstream,
+                upstream=target.label,
                 per_service={k: dict(v) for k, v in usage.items()},
             ),
         )

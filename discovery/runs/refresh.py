@@ -45,7 +45,7 @@ from discovery.runs.discover import (
     open_tickers,
 )
 from discovery.settings import Settings
-from discovery.upstream import Upstream, service_configs
+from discovery.upstream import Target, service_configs
 from services import sec_edgar
 from services.errors import ServiceError
 from services.hub import ServiceHub
@@ -200,8 +200,7 @@ async def refresh_async(
     settings: Settings,
     portfolios: Sequence[str],
     *,
-    upstream: Upstream,
-    sandbox_url: str | None,
+    target: Target,
     horizon: timedelta,
     budgets: Mapping[str, int | None] | None = None,
     benchmark: str = "SPY",
@@ -212,7 +211,7 @@ async def refresh_async(
     layout = settings.layout
     books = load_books(settings, portfolios)
     cycle_path = layout.state_dir / CYCLE_FILE
-    configs = service_configs(settings, upstream, sandbox_url)
+    configs = service_configs(settings, target)
     quotas = {
         name: (cfg.daily_quota if cfg.daily_quota is not None else SPECS[name].daily_quota)
         for name, cfg in configs.items()
@@ -223,7 +222,7 @@ async def refresh_async(
     cache = CacheRoot(
         layout.cache_dir, size_limit_bytes=settings.cache_size_limit_mb << 20, clock=clock
     )
-    offline = upstream == "offline"
+    offline = target.offline
     hub = ServiceHub(
         configs,
         cache,

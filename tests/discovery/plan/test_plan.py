@@ -17,6 +17,7 @@ from discovery.plan.planner import (
 )
 from services import alpha_vantage, fmp, fred, sec_edgar, yahoo_finance
 from services.spec import ServiceRequest
+from tests.conftest import SERVICES
 
 TODAY = date(2026, 11, 21)
 FIRST = date(2026, 2, 9)
@@ -192,10 +193,7 @@ def test_both_profile_services_unusable_is_a_gap_naming_the_first() -> None:
 
 
 def test_offline_plans_nothing_and_lists_every_need_as_a_gap() -> None:
-    everything = {
-        s: "offline"
-        for s in ("yahoo_finance", "fmp", "alpha_vantage", "sec_edgar", "fred", "coingecko", "imf")
-    }
+    everything = {s: "offline" for s in SERVICES}
     cache = FakeCache()
     cache.set(chart(plan(["AAPL"]), "AAPL"), "stale")
     p = plan(["AAPL", "MSFT"], cache=cache, down=everything)

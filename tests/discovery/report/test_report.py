@@ -20,6 +20,7 @@ from discovery.report.gaps import Gap, dedupe_gaps
 from discovery.report.schema import validate_report
 from discovery.report.summary import SUMMARY_LIMIT, render_summary
 from services.sandbox.portfolios import write_trades_csv
+from tests.conftest import SERVICES
 
 TODAY = date(2026, 11, 21)
 
@@ -144,7 +145,7 @@ def fake_report(n_tickers: int, n_gaps: int) -> dict[str, Any]:
             "errors": 12345,
             "breaker_state": "open",
         }
-        for s in ("yahoo_finance", "fmp", "alpha_vantage", "sec_edgar", "fred", "coingecko", "imf")
+        for s in SERVICES
     }
     reasons = ["offline", "unavailable", "not_found", "memory_ceiling", "quota_exhausted"]
     services = ["yahoo_finance", "fmp", "fred", "sec_edgar"]
