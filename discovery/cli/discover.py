@@ -32,7 +32,7 @@ from discovery.cli.common import (
     stdout,
     upstream_for,
 )
-from discovery.plan.planner import TIMEFRAMES
+from discovery.plan.needs import TIMEFRAMES
 
 
 class ProgressView:

@@ -19,7 +19,6 @@ from discovery.cli.common import (
     print_json,
     settings_from,
     stdout,
-    today,
     upstream_for,
 )
 
@@ -67,11 +66,7 @@ def refresh(
     """Keep the cache warm: re-fetch what discover would plan and what expires soon, in budget."""
     from datetime import timedelta
 
-    from cache.atomic import atomic_write_json
-    from discovery.fetch.ceilings import peak_rss_mb
-    from discovery.runs.discover import record_in_ledger
-    from discovery.runs.ledger import RunRecord
-    from discovery.runs.refresh import refresh_async, refresh_report_path
+    from discovery.runs.refresh import refresh_async
     from discovery.runs.runlock import RunLock
 
     settings = settings_from(data_root, config)
@@ -102,28 +97,9 @@ def refresh(
             )
     finally:
         lock.release()
-    started = today()
-    path = refresh_report_path(layout.refresh_reports_dir, started.date(), result.run_id)
     body = result.to_json()
-    atomic_write_json(path, body)
-    code = 3 if result.failed else 0
-    record_in_ledger(
-        layout.state_dir,
-        RunRecord(
-            run_id=result.run_id,
-            kind="refresh",
-            portfolio=",".join(result.portfolios)[:200] or None,
-            started_at=started,
-            duration_ms=int(result.duration_ms),
-            network_requests=sum(int(u.get("network_requests", 0)) for u in result.usage.values()),
-            cache_hits=sum(int(u.get("cache_hits", 0)) for u in result.usage.values()),
-            gaps=len(result.failed) + len(result.skipped_budget),
-            peak_rss_mb=round(peak_rss_mb(), 1),
-            exit_code=code,
-            upstream=target.label,
-            per_service={k: dict(v) for k, v in result.usage.items()},
-        ),
-    )
+    path = result.report_path
+    code = result.exit_code
     if json_out:
         print_json({**{k: v for k, v in body.items() if k != "details"}, "report_path": str(path)})
     else:
