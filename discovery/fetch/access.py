@@ -7,9 +7,12 @@ is the same code whether or not anything will be sent.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
+
+import httpx
 
 from cache.envelope import utcnow
 from cache.store import CacheRead, CacheRoot, ReadState
@@ -28,9 +31,12 @@ def open_hub(
     clock: Callable[[], datetime] = utcnow,
     max_concurrency: int | None = None,
     read_only: bool = False,
+    transport: httpx.AsyncBaseTransport | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> Iterator[ServiceHub]:
     """The run's hub over the data root's cache (closed on exit). Enter the hub itself with
-    `async with` before fetching."""
+    `async with` before fetching. `transport` and `sleep` replace the network and the backoff
+    waits (tests)."""
     layout = settings.layout
     cache = CacheRoot(
         layout.cache_dir, size_limit_bytes=settings.cache_size_limit_mb << 20, clock=clock
@@ -44,6 +50,8 @@ def open_hub(
             offline=target.offline,
             clock=clock,
             read_only=read_only,
+            transport=transport,
+            sleep=sleep or asyncio.sleep,
         )
     finally:
         cache.close()

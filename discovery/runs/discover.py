@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from cache.envelope import utcnow
 from cache.store import CacheRoot
@@ -165,7 +167,11 @@ async def discover_async(
     *,
     clock: Clock = utcnow,
     progress: ProgressHook | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> Outcome:
+    """One discover run. `transport` and `sleep` stand in for the network and the backoff
+    waits (tests); the product leaves them unset."""
     if options.timeframe not in TIMEFRAMES:
         raise InputError(
             f"--timeframe {options.timeframe!r} is not valid; use one of {', '.join(TIMEFRAMES)}."
@@ -180,7 +186,14 @@ async def discover_async(
         return Outcome(0, plan=plan, summary=render_plan(plan))
     layout = settings.layout
     target = options.target
-    with open_hub(settings, target, clock=clock, max_concurrency=options.max_concurrency) as hub:
+    with open_hub(
+        settings,
+        target,
+        clock=clock,
+        max_concurrency=options.max_concurrency,
+        transport=transport,
+        sleep=sleep,
+    ) as hub:
         with timer.stage("plan"):
             planner = planner_for(hub)
             plan = planner(
