@@ -12,7 +12,7 @@ Pure: no I/O; every function here is a value computation.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from functools import partial
 from typing import Any
@@ -28,14 +28,6 @@ GROWTH_INDICATOR = "NGDP_RPCH"
 GROWTH_COUNTRIES: tuple[str, ...] = ("USA", "CHN", "DEU", "JPN", "GBR", "IND")
 TIMEFRAMES: tuple[str, ...] = ("1m", "3m", "6m", "1y", "ytd", "all")
 
-MARKET_KINDS: tuple[str, ...] = (
-    "benchmark",
-    "vix",
-    "indicator",
-    "crypto_market",
-    "crypto_prices",
-    "growth",
-)
 TICKER_KINDS: tuple[str, ...] = ("chart", "profile", "filings")
 CIK_MAP = "cik_map:SEC"
 
@@ -103,14 +95,8 @@ class Need:
         assert self.deferred is not None
         sources = self.deferred.sources(value)
         if not sources:
-            return _replace(self, deferred=None, settled=("not_found", self.deferred.missing))
-        return _replace(self, deferred=None, sources=sources)
-
-
-def _replace(need: Need, **changes: Any) -> Need:
-    from dataclasses import replace
-
-    return replace(need, **changes)
+            return replace(self, deferred=None, settled=("not_found", self.deferred.missing))
+        return replace(self, deferred=None, sources=sources)
 
 
 @dataclass(frozen=True)
