@@ -32,7 +32,7 @@ FAST_LIMITS = {name: Window(10_000, 1.0) for name in SERVICES}
 FAST_TOML = "".join(
     f"[services.{name}]\nrate_per_second = 200\nmax_connections = 8\n\n" for name in SERVICES
 )
-SECRET_ENV: tuple[str, ...] = tuple(CREDENTIAL_ENV.values())
+SECRET_ENV: tuple[str, ...] = tuple(v for names in CREDENTIAL_ENV.values() for v in names)
 
 
 def local_tickers() -> set[str]:
@@ -371,7 +371,7 @@ def standin_answer(
 def standin_env(base: str) -> dict[str, str]:
     """Live mode against the stand-in: every service's base URL and a credential for each."""
     env = {f"TRADESCOUT_{name.upper()}_BASE_URL": f"{base}/{name}" for name in SERVICES}
-    env.update({var: "standin-key" for var in CREDENTIAL_ENV.values()})
+    env.update({names[0]: "standin-key" for names in CREDENTIAL_ENV.values()})
     env["SEC_EDGAR_USER_AGENT"] = "tradescout-tests tests@example.invalid"
     return env
 
