@@ -21,23 +21,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from discovery.errors import ConfigError
 from discovery.layout import DataLayout
-from services.registry import SPECS
-
-SERVICE_NAMES: tuple[str, ...] = (
-    "yahoo_finance",
-    "fmp",
-    "alpha_vantage",
-    "sec_edgar",
-    "fred",
-    "coingecko",
-    "imf",
-)
-
-# Where each service's credentials come from, in order of precedence — read from the services'
-# own declarations (`ServiceSpec.credentials`), the one table of credential variables.
-CREDENTIAL_ENV: dict[str, tuple[str, ...]] = {
-    name: tuple(c.env for c in spec.credentials) for name, spec in SPECS.items() if spec.credentials
-}
+from services.registry import CREDENTIAL_ENV, SERVICE_NAMES
 
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -118,10 +102,11 @@ class Settings(BaseSettings):
     sandbox_url: str | None = None
     services: dict[str, ServiceOverrides] = Field(default_factory=dict)
 
-    # Credentials: their conventional names (no TRADESCOUT_ prefix), read once at load time.
+    # Credentials: read from their conventional variables (services.registry.CREDENTIAL_ENV,
+    # no TRADESCOUT_ prefix) when the settings are built; never a field, so never in a dump.
     _credentials: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
 
-    def model_post_init(self, context: Any) -> None:
+    def model_post_init(self, context: Any, /) -> None:
         for names in CREDENTIAL_ENV.values():
             for name in names:
                 value = os.environ.get(name, "")

@@ -8,21 +8,11 @@ string here, but it never appears in a repr, a log line, a cache key or an error
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
+from services.registry import Upstream, sandbox_credential
 from services.spec import Credential, ServiceSpec
-
-Upstream = Literal["live", "sandbox"]
-
-# What the product sends to its own simulator instead of real credentials.
-SANDBOX_CREDENTIALS: Mapping[str, str] = {
-    "fmp": "sandbox-key",
-    "alpha_vantage": "sandbox-key",
-    "fred": "sandbox-key",
-    "coingecko": "sandbox-key",
-    "sec_edgar": "tradescout-sandbox sandbox@example.invalid",
-}
 
 
 @dataclass(frozen=True)
@@ -51,17 +41,17 @@ def single_base_url(url: str) -> dict[str, str]:
     return {"default": url.rstrip("/")}
 
 
-def sandbox_config(name: str, sandbox_url: str, **overrides: object) -> ServiceConfig:
+def sandbox_config(name: str, sandbox_url: str, **overrides: Any) -> ServiceConfig:
     """A service pointed at the simulator: `{sandbox_url}/{name}`, the sandbox credential,
-    upstream "sandbox" (so its cache keys and quota never mix with live ones)."""
-    values: dict[str, object] = {
-        "name": name,
-        "base_urls": single_base_url(f"{sandbox_url.rstrip('/')}/{name}"),
-        "credential": SANDBOX_CREDENTIALS.get(name),
-        "upstream": "sandbox",
-    }
-    values.update(overrides)
-    return ServiceConfig(**values)  # type: ignore[arg-type]
+    upstream "sandbox" (so its cache keys and quota never mix with live ones). `overrides`
+    are `ServiceConfig` fields (tests raise rates this way)."""
+    config = ServiceConfig(
+        name=name,
+        base_urls=single_base_url(f"{sandbox_url.rstrip('/')}/{name}"),
+        credential=sandbox_credential(name),
+        upstream="sandbox",
+    )
+    return replace(config, **overrides)
 
 
 @dataclass(frozen=True)
@@ -182,24 +172,24 @@ def configs_from_settings(
     configs: dict[str, ServiceConfig] = {}
     for name in services:
         o = settings.overrides(name)
-        knobs: dict[str, object] = {
-            "enabled": o.enabled,
-            "rate_per_second": o.rate_per_second,
-            "daily_quota": o.daily_quota,
-            "max_connections": o.max_connections,
-            "timeout_seconds": o.timeout_seconds,
-            "blocked_cooldown_seconds": o.blocked_cooldown_seconds,
-        }
         if sandbox:
-            configs[name] = sandbox_config(name, sandbox, **knobs)
-            continue
-        source = settings.credential_source(name)
-        configs[name] = ServiceConfig(
-            name=name,
-            base_urls=single_base_url(o.base_url) if o.base_url else None,
-            credential=source[1].get_secret_value() if source is not None else None,
-            credential_env=source[0] if source is not None else None,
-            upstream="live",
-            **knobs,  # type: ignore[arg-type]
+            base = sandbox_config(name, sandbox)
+        else:
+            source = settings.credential_source(name)
+            base = ServiceConfig(
+                name=name,
+                base_urls=single_base_url(o.base_url) if o.base_url else None,
+                credential=source[1].get_secret_value() if source is not None else None,
+                credential_env=source[0] if source is not None else None,
+                upstream="live",
+            )
+        configs[name] = replace(
+            base,
+            enabled=o.enabled,
+            rate_per_second=o.rate_per_second,
+            daily_quota=o.daily_quota,
+            max_connections=o.max_connections,
+            timeout_seconds=o.timeout_seconds,
+            blocked_cooldown_seconds=o.blocked_cooldown_seconds,
         )
     return configs

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from cache.envelope import Envelope, utcnow
-from cache.store import CacheRead, CacheRoot, ReadState
+from cache.store import CacheRead, CacheRoot, ReadState, existing_namespaces
 from services.client import Ceiling, ServiceClient, install_log_redaction
 from services.config import Effective, ServiceConfig, resolve
 from services.errors import (
@@ -39,7 +39,7 @@ from services.errors import (
     ServiceError,
     ServiceUnavailable,
 )
-from services.quota import QuotaLedger
+from services.quota import QuotaLedger, read_usage
 from services.registry import SPECS
 from services.spec import FetchResult, ServiceRequest
 
@@ -98,7 +98,11 @@ def _from_envelope(request: ServiceRequest, env: Envelope, origin: str) -> Fetch
 
 
 class ServiceHub:
-    """All seven service clients for one run. Use as `async with ServiceHub(...) as hub:`."""
+    """All seven service clients for one run. Use as `async with ServiceHub(...) as hub:`.
+
+    `read_only=True` builds a hub that can only answer `peek` and `status` (a dry run's
+    planning): it creates no file or directory — only namespaces already on disk are read, the
+    quota ledger is read without being opened for writing — and builds no client."""
 
     def __init__(
         self,
@@ -111,6 +115,7 @@ class ServiceHub:
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
+        read_only: bool = False,
     ) -> None:
         unknown = sorted(set(configs) - set(SPECS))
         if unknown:
@@ -119,22 +124,30 @@ class ServiceHub:
         self._offline = offline
         self._clock = clock
         self._ceiling = Ceiling(max_concurrency)
-        self._quota = QuotaLedger(state_dir, clock=clock)
         self._effective: dict[str, Effective] = {
             name: resolve(spec, configs.get(name)) for name, spec in SPECS.items()
         }
-        self._clients: dict[str, ServiceClient] = {
-            name: ServiceClient(
-                eff,
-                quota=self._quota,
-                ceiling=self._ceiling,
-                clock=clock,
-                sleep=sleep,
-                transport=transport,
-                state_dir=state_dir,
-            )
-            for name, eff in self._effective.items()
-        }
+        self._present: set[str] | None = None  # read-only: the namespaces on disk
+        self._used: dict[tuple[str, str], int] = {}  # read-only: today's counts per upstream
+        self._quota: QuotaLedger | None = None
+        self._clients: dict[str, ServiceClient] = {}
+        if read_only:
+            self._present = set(existing_namespaces(cache.root))
+            self._used = read_usage(state_dir, clock().date())
+        else:
+            quota = self._quota = QuotaLedger(state_dir, clock=clock)
+            self._clients = {
+                name: ServiceClient(
+                    eff,
+                    quota=quota,
+                    ceiling=self._ceiling,
+                    clock=clock,
+                    sleep=sleep,
+                    transport=transport,
+                    state_dir=state_dir,
+                )
+                for name, eff in self._effective.items()
+            }
         self._inflight: dict[tuple[str, str], asyncio.Future[Envelope]] = {}
         self._open = False
 
@@ -157,33 +170,49 @@ class ServiceHub:
             await asyncio.gather(*pending, return_exceptions=True)
         for client in self._clients.values():
             await client.aclose()
-        self._quota.close()
+        if self._quota is not None:
+            self._quota.close()
         self._open = False
 
     # -- introspection ---------------------------------------------------------------------------
     def _client(self, service: str) -> ServiceClient:
+        if self._present is not None:
+            raise RuntimeError("a read-only ServiceHub plans; it does not fetch")
         try:
             return self._clients[service]
         except KeyError:
             raise KeyError(f"unknown service {service!r}; known: {', '.join(SPECS)}") from None
 
     def status(self, service: str) -> ServiceStatus:
-        client = self._client(service)
-        eff = self._effective[service]
+        eff = self._effective.get(service)
+        if eff is None:
+            raise KeyError(f"unknown service {service!r}; known: {', '.join(SPECS)}")
         reason = eff.unconfigured_reason
-        hold = client.held()
-        refused = client.refused
-        held = hold.reason if hold is not None else (refused.reason if refused else None)
+        client = self._clients.get(service)
+        if client is not None:
+            breaker, used, left = (
+                str(client.breaker.state),
+                client.quota_used_today(),
+                client.quota_left(),
+            )
+            hold, refused = client.held(), client.refused
+            held = hold.reason if hold is not None else (refused.reason if refused else None)
+            held_detail = hold.detail if hold is not None else (refused.detail if refused else None)
+            held_until = hold.until if hold is not None else None
+            exhausted = client.exhausted_for_run is not None or held == "quota_exhausted"
+        else:  # read-only: what the ledger on disk says, nothing open for writing
+            breaker, used, exhausted = "closed", self._used.get((eff.upstream, service), 0), False
+            held = held_detail = held_until = None
+            left = None if eff.daily_quota is None else max(0, eff.daily_quota - used)
         cred = eff.credential_spec
         return ServiceStatus(
             service=service,
             configured=reason is None,
             reason=reason,
-            breaker_state=str(client.breaker.state),
-            quota_used_today=client.quota_used_today(),
-            quota_left=client.quota_left(),
-            quota_exhausted_for_run=client.exhausted_for_run is not None
-            or held == "quota_exhausted",
+            breaker_state=breaker,
+            quota_used_today=used,
+            quota_left=left,
+            quota_exhausted_for_run=exhausted,
             enabled=eff.config.enabled,
             has_credential=eff.credential is not None,
             upstream=eff.upstream,
@@ -192,18 +221,22 @@ class ServiceHub:
             max_connections=eff.max_connections,
             base_urls=dict(eff.base_urls),
             held=held,
-            held_detail=hold.detail if hold is not None else (refused.detail if refused else None),
-            held_until=hold.until if hold is not None else None,
+            held_detail=held_detail,
+            held_until=held_until,
             credential_env=cred.env if cred is not None else None,
         )
 
     def peek(self, request: ServiceRequest) -> CacheRead:
         """What the cache holds for a request, without counting (for planning)."""
         eff = self._effective[request.service]
+        if self._present is not None and request.service not in self._present:
+            return CacheRead(ReadState.MISS)  # read-only: never create a namespace to look
         return self._cache.namespace(request.service).peek(request.cache_key(eff.upstream))
 
     def add_planned(self, service: str, n: int) -> None:
-        self._client(service).usage.planned += n
+        client = self._clients.get(service)
+        if client is not None:
+            client.usage.planned += n
 
     def set_concurrency(self, n: int) -> None:
         """Resize the global in-flight ceiling (the memory watcher shrinks it at run time)."""
@@ -222,6 +255,11 @@ class ServiceHub:
     @property
     def offline(self) -> bool:
         return self._offline
+
+    @property
+    def cache(self) -> CacheRoot:
+        """The cache this hub reads and writes (the run's one cache)."""
+        return self._cache
 
     def usage(self) -> dict[str, dict[str, Any]]:
         """Per-service counters for the report's `service_usage` (JSON-ready)."""
