@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_discovery import cli, cli_env, diff, floors, generated_root, stats
-from discovery.settings import SERVICE_NAMES
+from services.registry import SERVICE_NAMES
 from services.sandbox.server import SandboxServer
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"

@@ -54,6 +54,10 @@ async def _run(root: Path) -> None:
     stamps: list[float] = []
 
     async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/":  # Yahoo's session: the cookie, then the crumb
+            return httpx.Response(404, headers={"Set-Cookie": "A3=d=bench"})
+        if request.url.path == "/v1/test/getcrumb":
+            return httpx.Response(200, text="BenchCrumb1")
         stamps.append(time.perf_counter())
         await asyncio.sleep(0)
         return httpx.Response(200, json=CHART)

@@ -3,7 +3,8 @@
 `tradescout.toml` is optional (`--config`, `$TRADESCOUT_CONFIG`, or `./tradescout.toml`).
 String values may reference environment variables as `${VAR}`; an unset variable is a
 `ConfigError`, never a literal `${VAR}` sent to a service. API keys are read from their
-conventional variables (`FMP_API_KEY`, ...) and held as `SecretStr` so they never print.
+conventional variables (`FMP_API_KEY`, ...: the services declare them, see `CREDENTIAL_ENV`) and
+held as `SecretStr` so they never print.
 """
 
 from __future__ import annotations
@@ -15,31 +16,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from discovery.errors import ConfigError
 from discovery.layout import DataLayout
-
-SERVICE_NAMES: tuple[str, ...] = (
-    "yahoo_finance",
-    "fmp",
-    "alpha_vantage",
-    "sec_edgar",
-    "fred",
-    "coingecko",
-    "imf",
-)
-
-# Where each service's credential comes from (the variable names the services document); the
-# Settings field holding it is the variable's name in lower case.
-CREDENTIAL_ENV: dict[str, str] = {
-    "fmp": "FMP_API_KEY",
-    "alpha_vantage": "ALPHA_VANTAGE_API_KEY",
-    "sec_edgar": "SEC_EDGAR_USER_AGENT",
-    "fred": "FRED_API_KEY",
-    "coingecko": "COINGECKO_API_KEY",
-}
+from services.registry import CREDENTIAL_ENV, SERVICE_NAMES
 
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -55,6 +37,7 @@ class ServiceOverrides(BaseModel):
     daily_quota: int | None = Field(default=None, ge=0)
     max_connections: int | None = Field(default=None, ge=1, le=100)
     timeout_seconds: float | None = Field(default=None, gt=0)
+    blocked_cooldown_seconds: float | None = Field(default=None, ge=0)
 
 
 def expand_env_refs(value: Any, where: str, environ: Mapping[str, str] | None = None) -> Any:
@@ -119,16 +102,16 @@ class Settings(BaseSettings):
     sandbox_url: str | None = None
     services: dict[str, ServiceOverrides] = Field(default_factory=dict)
 
-    # Credentials: their conventional names, no TRADESCOUT_ prefix.
-    fmp_api_key: SecretStr | None = Field(default=None, validation_alias="FMP_API_KEY")
-    alpha_vantage_api_key: SecretStr | None = Field(
-        default=None, validation_alias="ALPHA_VANTAGE_API_KEY"
-    )
-    sec_edgar_user_agent: SecretStr | None = Field(
-        default=None, validation_alias="SEC_EDGAR_USER_AGENT"
-    )
-    fred_api_key: SecretStr | None = Field(default=None, validation_alias="FRED_API_KEY")
-    coingecko_api_key: SecretStr | None = Field(default=None, validation_alias="COINGECKO_API_KEY")
+    # Credentials: read from their conventional variables (services.registry.CREDENTIAL_ENV,
+    # no TRADESCOUT_ prefix) when the settings are built; never a field, so never in a dump.
+    _credentials: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        for names in CREDENTIAL_ENV.values():
+            for name in names:
+                value = os.environ.get(name, "")
+                if value.strip():
+                    self._credentials[name] = SecretStr(value)
 
     @field_validator("services")
     @classmethod
@@ -155,16 +138,19 @@ class Settings(BaseSettings):
     def layout(self) -> DataLayout:
         return DataLayout(self.data_root)
 
+    def credential_source(self, service: str) -> tuple[str, SecretStr] | None:
+        """The variable and value of the service's credential that wins (the first set, in the
+        service's order of precedence), or None when every one is unset or blank."""
+        for name in CREDENTIAL_ENV.get(service, ()):
+            value = self._credentials.get(name)
+            if value is not None:
+                return name, value
+        return None
+
     def credential(self, service: str) -> SecretStr | None:
         """The service's key or identity, or None when unset or blank."""
-        env_name = CREDENTIAL_ENV.get(service)
-        attr = env_name.lower() if env_name else None  # the field is named after its variable
-        if attr is None:
-            return None
-        value: SecretStr | None = getattr(self, attr)
-        if value is None or not value.get_secret_value().strip():
-            return None
-        return value
+        source = self.credential_source(service)
+        return source[1] if source is not None else None
 
     def overrides(self, service: str) -> ServiceOverrides:
         """Overrides for one service, with `TRADESCOUT_{SERVICE}_BASE_URL` applied on top."""

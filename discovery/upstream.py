@@ -2,25 +2,39 @@
 
 `live` uses the real base URLs (or `TRADESCOUT_{SERVICE}_BASE_URL` / config overrides) and the
 real keys from the environment. `sandbox` points every service at `{sandbox_url}/{service}` with
-sandbox credentials: real keys are never sent to the sandbox. `offline` makes no request at all.
+sandbox credentials: real keys are never sent to the sandbox. Offline is a run mode over either
+one's cache: no request at all.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
 
-from discovery.settings import SERVICE_NAMES, Settings
+from discovery.settings import Settings
 from services.config import ServiceConfig, configs_from_settings
+from services.registry import SERVICE_NAMES, Upstream
 
-Upstream = Literal["live", "sandbox", "offline"]
+
+@dataclass(frozen=True)
+class Target:
+    """Where a run's data comes from, and whether it may use the network."""
+
+    upstream: Upstream = "live"
+    sandbox_url: str | None = None
+    offline: bool = False
+
+    def __post_init__(self) -> None:
+        if self.upstream == "sandbox" and not self.sandbox_url:
+            raise ValueError("sandbox upstream needs a sandbox URL")
+
+    @property
+    def label(self) -> str:
+        """What reports and the ledger call the run's upstream: `offline` when nothing was
+        sent, else the upstream."""
+        return "offline" if self.offline else self.upstream
 
 
-def service_configs(
-    settings: Settings, upstream: Upstream, sandbox_url: str | None = None
-) -> dict[str, ServiceConfig]:
+def service_configs(settings: Settings, target: Target) -> dict[str, ServiceConfig]:
     """One ServiceConfig per service for this run."""
-    if upstream == "sandbox" and not sandbox_url:
-        raise ValueError("sandbox upstream needs a sandbox URL")
-    return configs_from_settings(
-        settings, SERVICE_NAMES, sandbox_url=sandbox_url if upstream == "sandbox" else None
-    )
+    url = target.sandbox_url if target.upstream == "sandbox" else None
+    return configs_from_settings(settings, SERVICE_NAMES, sandbox_url=url)

@@ -79,6 +79,22 @@ def upstream_message(body: Any, *keys: str) -> str:
     return ""
 
 
+def refusal_message(body: Any, text: str, *keys: str) -> str:
+    """The service's own words in a refusal: a JSON message field, else the page's title or
+    first line (single-line, at most 200 characters)."""
+    message = upstream_message(body, *keys)
+    if message:
+        return message
+    lowered = text.lower()
+    start = lowered.find("<title>")
+    if start >= 0:
+        end = lowered.find("</title>", start)
+        text = text[start + 7 : end if end > start else start + 207]
+    elif "<" in text[:100]:
+        return "an HTML page"
+    return " ".join(text.split())[:200]
+
+
 def default_verdict(request: ServiceRequest, status: int, body: Any) -> Verdict:
     """2xx → ok; 404 → not found (negative); any other status → BadResponse (never retried)."""
     if 200 <= status < 300:

@@ -1,9 +1,11 @@
 """Alpha Vantage OVERVIEW: fallback company fundamentals.
 
-Key in the `apikey` query parameter. Alpha Vantage throttles with HTTP 200 and a `Note`
-(per-minute) or `Information` (per-day) body: that is a quota signal, not data — it is never
-cached nor retried, and the hub stops calling the service for the rest of the run. An unknown
-symbol answers `{}`: a negative result.
+Key in the `apikey` query parameter. Alpha Vantage answers everything with HTTP 200: a `Note`
+(the per-minute throttle: no more calls this run) or `Information` (the 25-a-day limit: no more
+calls until the next UTC midnight, remembered in state/) is a quota signal, never data, never
+cached nor retried; an `Error Message` about the key ("the parameter apikey is invalid or
+missing") is a refused key, any other `Error Message` (an invalid call) a bad response. An unknown
+symbol answers `{}` on OVERVIEW: a negative result, like a 404 elsewhere.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from datetime import timedelta
 from typing import Any
 
 from services._common import as_float, as_str, bad_shape, default_verdict, upstream_message
-from services.errors import BadResponse, QuotaExhausted
+from services.errors import BadCredential, BadResponse, QuotaExhausted, ServiceError
 from services.records import CompanyProfile
-from services.spec import DatasetSpec, ServiceRequest, ServiceSpec, Verdict
+from services.spec import Credential, DatasetSpec, Reply, ServiceRequest, ServiceSpec, Verdict
 
 NAME = "alpha_vantage"
 THROTTLE_KEYS = ("Note", "Information")
@@ -53,19 +55,41 @@ def parse_overview(payload: Any) -> CompanyProfile | None:
     )
 
 
-def classify(request: ServiceRequest, status: int, body: Any) -> Verdict:
-    if isinstance(body, dict) and any(key in body for key in THROTTLE_KEYS):
-        kind = "per-minute" if "Note" in body else "daily"
-        raise QuotaExhausted(
+def _about_the_key(message: str) -> bool:
+    lowered = message.lower()
+    return ("apikey" in lowered or "api key" in lowered) and (
+        "invalid" in lowered or "missing" in lowered
+    )
+
+
+def refusal(request: ServiceRequest, reply: Reply) -> ServiceError | None:
+    body = reply.body
+    if not isinstance(body, dict):
+        return None
+    message = upstream_message(body, "Error Message", *THROTTLE_KEYS)
+    if message and _about_the_key(message):
+        return BadCredential(NAME, f"refused the key: {message}", dataset=request.dataset)
+    if "Information" in body:
+        return QuotaExhausted(
             NAME,
-            f"Alpha Vantage {kind} limit signalled; not calling it again this run",
+            f"daily limit signalled (Information): {message}",
+            dataset=request.dataset,
+            hold="utc_day",
+        )
+    if "Note" in body:
+        return QuotaExhausted(
+            NAME,
+            f"per-minute limit signalled (Note); not calling it again this run: {message}",
             dataset=request.dataset,
         )
-    message = upstream_message(body, "Error Message")
-    if message and 200 <= status < 300:
-        raise BadResponse(
+    if "Error Message" in body:
+        return BadResponse(
             NAME, f"error body for {request.path}: {message}", dataset=request.dataset
         )
+    return None
+
+
+def classify(request: ServiceRequest, status: int, body: Any) -> Verdict:
     verdict = default_verdict(request, status, body)
     if verdict == "ok":
         try:
@@ -85,10 +109,9 @@ SPEC = ServiceSpec(
     daily_quota=25,
     max_connections=1,
     timeout_seconds=15.0,
-    credential_env="ALPHA_VANTAGE_API_KEY",
+    credentials=(Credential("ALPHA_VANTAGE_API_KEY", "query", "apikey"),),
     credential_required=True,
-    credential_placement="query",
-    credential_name="apikey",
     max_retry_delay_seconds=30.0,
     classify=classify,
+    refusal=refusal,
 )

@@ -51,6 +51,7 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at: datetime | None = None
         self._probe_in_flight = False
+        self._reset_override: float | None = None  # a trip's own cool-down
         self.times_opened = 0
 
     @property
@@ -62,7 +63,8 @@ class CircuitBreaker:
 
     def _reset_due(self) -> bool:
         assert self._opened_at is not None
-        return (self._clock() - self._opened_at).total_seconds() >= self.reset_seconds
+        wait = self.reset_seconds if self._reset_override is None else self._reset_override
+        return (self._clock() - self._opened_at).total_seconds() >= wait
 
     def would_admit(self) -> bool:
         """A non-reserving look: would `admit()` let a call through now?"""
@@ -105,8 +107,14 @@ class CircuitBreaker:
         if probe:
             self._probe_in_flight = False
 
+    def trip(self, seconds: float) -> None:
+        """Open now for `seconds` (a refusal that says "stay away": Yahoo's bot block)."""
+        self._open()
+        self._reset_override = seconds
+
     def _open(self) -> None:
         self._state = BreakerState.OPEN
         self._opened_at = self._clock()
+        self._reset_override = None
         self._failures = 0
         self.times_opened += 1

@@ -2,32 +2,40 @@
 
 One `ServiceClient` per service; the hub owns them and the cache. A request's network path:
 
-    per-service semaphore (≤ max_connections)          so gathered tasks never hit PoolTimeout
-      → aiolimiter (no burst: 1 call per 1/rate s)     every attempt, retries included
-        → global ceiling slot (hub, resizable)          taken last: a request queued behind a
-                                                        slow service never holds a global slot
-          → breaker admit (one probe when half-open)
-            → daily quota reservation (SQLite)          every attempt is a call upstream counts
-              → HTTP GET with the credential added now
-    all inside a tenacity loop (429/5xx/timeouts/transport errors; Retry-After honoured),
-    the semaphore and slot released while it sleeps.
+    refusals remembered (this run, or a hold in state/)  fail fast, no request
+      → session (Yahoo: cookie + crumb, once per run)
+        → per-service semaphore (≤ max_connections)     so gathered tasks never hit PoolTimeout
+          → aiolimiter (no burst: 1 call per 1/rate s)  every attempt, retries included
+            → global ceiling slot (hub, resizable)       taken last
+              → breaker admit (one probe when half-open)
+                → daily quota reservation (SQLite)       every attempt is a call upstream counts
+                  → GET with the credential added now, under one deadline for the whole
+                    exchange, redirects followed by hand (same origin only, at most 5), the
+                    decoded body counted as it streams and cut at the dataset's cap
+    all inside a tenacity loop (429/5xx/read timeouts/transport errors; Retry-After honoured;
+    a malformed body once), the semaphore and slot released while it sleeps.
+
+A refusal (the service's own words: a refused key, a plan limit, a bot block…) is recognised by
+the service's `refusal` rule, never retried, and — when it says so — remembered: for the rest of
+the run (`stops_run`) or across runs in `state/` (`hold`).
 
 The credential exists only in the outgoing request: it is never in a `ServiceRequest`, a log
 line, an error message (httpx's own exceptions quote the URL, so messages are rebuilt from the
-redacted request and raised outside the `except` that caught them) or an envelope.
+redacted request and raised outside the `except` that caught them) or an envelope. It goes only
+to the service's own origin: a redirect elsewhere is refused before anything is sent there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from http.cookiejar import Cookie, CookieJar
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -35,52 +43,45 @@ import httpx
 from aiolimiter import AsyncLimiter
 from tenacity import RetryCallState
 
+from services import redact
 from services._common import default_verdict
+from services.body import (
+    ACCEPT_ENCODING,
+    BodyMalformed,
+    BodyTooDeep,
+    BodyTooLarge,
+    Collector,
+    Inflater,
+    decode_json,
+    looks_like_json,
+)
 from services.breaker import CircuitBreaker
+from services.browser import CURLE_FILESIZE_EXCEEDED, browser_transport, is_transport_error
 from services.config import Effective
 from services.errors import (
+    BadResponse,
+    Blocked,
     MalformedBody,
     QuotaExhausted,
+    RateBlocked,
     RateLimitedAttempt,
     ServiceError,
+    SessionRefused,
+    TooDeep,
+    TooLarge,
+    TooSlow,
     TransientFailure,
 )
-from services.quota import QuotaLedger
+from services.quota import QuotaLedger, ServiceHold, next_utc_midnight
+from services.redact import install_log_redaction
 from services.retry import parse_retry_after, retrying
-from services.spec import ServiceRequest, Verdict
+from services.spec import Reply, ServiceRequest, Verdict
 
 log = logging.getLogger("tradescout.services")
 
 USER_AGENT = "tradescout/0.1 (+local discovery tool)"
 SYNTHETIC_HEADER = "X-Tradescout-Synthetic"
-_SECRET_QUERY_RE = re.compile(
-    r"(?i)\b(apikey|api_key|api-key|token|access_token|key|secret|password)=[^&\s\"']+"
-)
-
-
-class RedactingFilter(logging.Filter):
-    """Masks credential query parameters in httpx's own request log lines ("HTTP Request: GET
-    https://...?apikey=..."), which tradescout does not control otherwise."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a record whose args do not format: leave it to logging
-            return True
-        cleaned = _SECRET_QUERY_RE.sub(lambda m: f"{m.group(1)}=***", message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-_FILTER = RedactingFilter()
-
-
-def install_log_redaction() -> None:
-    for name in ("httpx", "httpcore"):
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
+__all__ = ["USER_AGENT", "Answer", "Ceiling", "ServiceClient", "install_log_redaction"]
 
 
 def describe(request: ServiceRequest) -> str:
@@ -165,6 +166,30 @@ class Answer:
     synthetic: bool
 
 
+@dataclass(frozen=True)
+class _Raw:
+    """One HTTP answer, its body read under the caps (empty for a redirect)."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+
+class _NoCookies(CookieJar):
+    """httpx keeps no cookie of any service: Yahoo's session cookie is sent explicitly, to
+    Yahoo only, and no other answer's Set-Cookie can follow a request anywhere."""
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        return
+
+
+_HELD_ERRORS: Mapping[str, type[ServiceError]] = {
+    "blocked": Blocked,
+    "rate_blocked": RateBlocked,
+    "quota_exhausted": QuotaExhausted,
+}
+
+
 class ServiceClient:
     """One service's network path (see the module docstring)."""
 
@@ -177,6 +202,7 @@ class ServiceClient:
         clock: Callable[[], datetime],
         sleep: Callable[[float], Awaitable[None]],
         transport: httpx.AsyncBaseTransport | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self.eff = effective
         self.spec = effective.spec
@@ -189,6 +215,8 @@ class ServiceClient:
             clock=clock,
         )
         self.exhausted_for_run: str | None = None  # why, once the service said "no more today"
+        self.refused: ServiceError | None = None  # a refusal every later request would meet
+        self._hold: ServiceHold | None = None  # the latest hold seen (this process)
         self._quota = quota
         self._ceiling = ceiling
         self._clock = clock
@@ -198,12 +226,31 @@ class ServiceClient:
         # No-burst form: one call per 1/rate seconds, so no sliding window is ever exceeded.
         self._limiter = AsyncLimiter(1, 1.0 / effective.rate_per_second)
         self._http: httpx.AsyncClient | None = None
+        self.session: Any = (
+            self.spec.session(effective, state_dir, clock) if self.spec.session else None
+        )
+        redact.register(effective.credential)
 
     # -- lifecycle -----------------------------------------------------------------------------
+    @property
+    def deadline_seconds(self) -> float:
+        """The whole exchange (connect, headers, body, redirects): twice the per-read timeout,
+        so a silent service ends as a (retried) read timeout and a trickling one as too slow."""
+        return 2.0 * self.eff.timeout_seconds
+
     async def open(self) -> None:
         if self._http is not None:
             return
         timeout = self.eff.timeout_seconds
+        transport = self._transport
+        headers = {"Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
+        if transport is None and self.spec.impersonate:
+            transport = browser_transport(
+                self.spec.impersonate, self.eff.max_connections, self._largest_cap()
+            )
+            headers.pop("Accept-Encoding")  # the browser's own; curl decodes it
+        else:
+            headers["User-Agent"] = USER_AGENT
         self._http = httpx.AsyncClient(
             limits=httpx.Limits(
                 max_connections=self.eff.max_connections,
@@ -213,9 +260,10 @@ class ServiceClient:
             timeout=httpx.Timeout(
                 connect=min(5.0, timeout), read=timeout, write=timeout, pool=timeout
             ),
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-            follow_redirects=True,
-            transport=self._transport,
+            headers=headers,
+            cookies=_NoCookies(),
+            follow_redirects=False,  # followed by hand: same origin only, credentials checked
+            transport=transport,
         )
 
     async def aclose(self) -> None:
@@ -223,15 +271,27 @@ class ServiceClient:
             await self._http.aclose()
             self._http = None
 
-    # -- quota -----------------------------------------------------------------------------------
+    # -- quota, refusals, holds ------------------------------------------------------------------
     def quota_used_today(self) -> int:
         return self._quota.used_today(self.name, self.eff.upstream)
 
     def quota_left(self) -> int | None:
         return self._quota.left_today(self.name, self.eff.upstream, self.eff.daily_quota)
 
+    def held(self) -> ServiceHold | None:
+        """The hold in force (this process's or another run's, from state/), if any."""
+        hold = self._quota.held(self.name, self.eff.upstream)
+        self._hold = hold
+        return hold
+
     def check_quota(self, request: ServiceRequest) -> None:
-        """Fail fast (no network) when the service is spent for this run or for today."""
+        """Fail fast (no network) when the service refused for this run, is held, or is spent
+        for this run or for today."""
+        if self.refused is not None:
+            raise self._replay(self.refused)
+        hold = self.held()
+        if hold is not None:
+            raise self._held_error(hold, request)
         if self.exhausted_for_run is not None:
             raise QuotaExhausted(self.name, self.exhausted_for_run, dataset=request.dataset)
         left = self.quota_left()
@@ -241,15 +301,85 @@ class ServiceClient:
             )
             raise QuotaExhausted(self.name, self.exhausted_for_run, dataset=request.dataset)
 
+    def _held_error(self, hold: ServiceHold, request: ServiceRequest) -> ServiceError:
+        cls = _HELD_ERRORS.get(hold.reason, BadResponse)
+        detail = f"{hold.detail}; not asking again before {hold.until:%Y-%m-%d %H:%M} UTC"
+        error = cls(self.name, detail, dataset=request.dataset)
+        error.replayed = True
+        return error
+
+    @staticmethod
+    def _replay(refusal: ServiceError) -> ServiceError:
+        error = refusal.with_detail(f"{refusal.detail} (refused earlier this run)")
+        error.replayed = True
+        return error
+
+    def _check_hold_now(self, request: ServiceRequest) -> None:
+        """Right before sending: a hold another request of this run just recorded."""
+        if self.refused is not None:
+            raise self._replay(self.refused)
+        hold = self._hold
+        if hold is not None and hold.until > self._clock():
+            raise self._held_error(hold, request)
+
+    def _remember(self, exc: ServiceError) -> None:
+        """What a refusal means beyond this request (see services/errors.py)."""
+        if exc.replayed:
+            return
+        if exc.stops_run and self.refused is None:
+            self.refused = exc
+        if exc.hold is None:
+            return
+        now = self._clock()
+        if exc.hold == "utc_day":
+            until = next_utc_midnight(now)
+        else:
+            until = now + timedelta(seconds=self.eff.blocked_cooldown_seconds)
+            self.breaker.trip(self.eff.blocked_cooldown_seconds)
+        hold = ServiceHold(exc.reason, exc.detail, until)
+        self._hold = hold
+        with contextlib.suppress(Exception):  # a damaged state/ must not turn a gap into a crash
+            self._quota.hold(self.name, self.eff.upstream, hold)
+
     # -- the network path ------------------------------------------------------------------------
     async def request(self, request: ServiceRequest) -> Answer:
         """Fetch one request from the network with retries; raises typed ServiceErrors."""
         if self._http is None:
             await self.open()  # lazily: a service a run never calls costs no pool (or TLS setup)
+        try:
+            return await self._request(request)
+        except ServiceError as exc:
+            if isinstance(exc, QuotaExhausted):
+                self.exhausted_for_run = exc.detail
+            self._remember(exc)
+            raise
+
+    async def _request(self, request: ServiceRequest) -> Answer:
         self.check_quota(request)
         if not self.breaker.would_admit():
             self.breaker.admit()  # raises CircuitOpen without waiting for the limiter
+        while True:
+            generation = await self._ensure_session(request) if self.session else 0
+            try:
+                return await self._with_retries(request)
+            except SessionRefused as exc:
+                if not self.session.invalidate(generation):
+                    raise Blocked(
+                        self.name, f"{exc.detail}, again after renewing the session"
+                    ) from None
+                log.info("%s: session refused; renewing it once", self.name)
 
+    async def _ensure_session(self, request: ServiceRequest) -> int:
+        """The session, set up with the same retries as data (a dropped cookie request is
+        transient; a block or a consent wall is not)."""
+        generation: int = await self._controller(request)(self.session.ensure, self._session_get)
+        return generation
+
+    async def _with_retries(self, request: ServiceRequest) -> Answer:
+        answer: Answer = await self._controller(request)(self._attempt, request)
+        return answer
+
+    def _controller(self, request: ServiceRequest) -> Any:
         def count_retry(state: RetryCallState) -> None:
             self.usage.retries += 1
             exc = state.outcome.exception() if state.outcome is not None else None
@@ -261,7 +391,7 @@ class ServiceClient:
                 exc.__class__.__name__ if exc else "failure",
             )
 
-        controller = retrying(
+        return retrying(
             max_attempts=self.spec.max_attempts,
             max_total_delay=self.spec.max_retry_delay_seconds,
             backoff_base=self.spec.backoff_base_seconds,
@@ -269,12 +399,6 @@ class ServiceClient:
             sleep=self._sleep,
             before_sleep=count_retry,
         )
-        try:
-            answer: Answer = await controller(self._attempt, request)
-        except QuotaExhausted as exc:
-            self.exhausted_for_run = exc.detail
-            raise
-        return answer
 
     async def _attempt(self, request: ServiceRequest) -> Answer:
         async with self._semaphore:
@@ -283,6 +407,7 @@ class ServiceClient:
                 return await self._send_once(request)
 
     async def _send_once(self, request: ServiceRequest) -> Answer:
+        self._check_hold_now(request)
         probe = self.breaker.admit()  # raises CircuitOpen
         settled = False
         try:
@@ -293,44 +418,65 @@ class ServiceClient:
                     dataset=request.dataset,
                 )
             self.usage.network_requests += 1
-            response, failure = await self._get(request)
-            if failure is not None or response is None:
-                self.breaker.failure()
+            raw, failure = await self._get(request)
+            if failure is not None or raw is None:
+                if failure is None or isinstance(failure, (TransientFailure, TooSlow)):
+                    self.breaker.failure()  # down, silent or trickling: the breaker counts it
+                else:
+                    self.breaker.success()  # it answered (a refusal, a cap), just not usably
                 settled = True
                 raise failure or TransientFailure(self.name, "no response")
-            if response.status_code >= 500:
+            if raw.status >= 500:
                 self.breaker.failure()
                 settled = True
                 raise TransientFailure(
                     self.name,
-                    f"HTTP {response.status_code} for {describe(request)}",
+                    f"HTTP {raw.status} for {describe(request)}",
                     dataset=request.dataset,
-                    status_code=response.status_code,
+                    status_code=raw.status,
                 )
             self.breaker.success()  # any other answer proves the service is up
             settled = True
-            return self._judge(request, response)
+            return self._judge(request, raw)
         finally:
             if not settled:
                 self.breaker.release(probe)
 
-    async def _get(
-        self, request: ServiceRequest
-    ) -> tuple[httpx.Response | None, TransientFailure | None]:
-        assert self._http is not None
+    def _outgoing(self, request: ServiceRequest) -> tuple[str, dict[str, str], dict[str, str]]:
+        """URL, params and headers of the real request: the only place a credential is added."""
         url = self.eff.base_url(request.host) + request.path
         params = dict(request.params)
         headers: dict[str, str] = {}
+        cred = self.eff.credential_spec
         credential = self.eff.credential
-        if credential is not None and self.spec.credential_name:
-            if self.spec.credential_placement == "query":
-                params[self.spec.credential_name] = credential
-            elif self.spec.credential_placement == "header":
-                headers[self.spec.credential_name] = credential
+        if cred is not None and credential is not None:
+            if cred.placement == "query":
+                params[cred.name] = credential
+            else:
+                headers[cred.name] = credential
+        if self.session is not None:
+            self.session.apply(params, headers)
+        return url, params, headers
+
+    def _largest_cap(self) -> int:
+        caps = [d.max_bytes for d in self.spec.datasets.values() if d.max_bytes is not None]
+        return max([self.spec.max_body_bytes, *caps])
+
+    def _max_bytes(self, request: ServiceRequest) -> int:
+        dataset = self.spec.datasets.get(request.dataset)
+        cap = dataset.max_bytes if dataset is not None else None
+        return cap if cap is not None else self.spec.max_body_bytes
+
+    async def _get(self, request: ServiceRequest) -> tuple[_Raw | None, ServiceError | None]:
+        url, params, headers = self._outgoing(request)
         started = time.perf_counter()
         message: str | None = None
+        failure: ServiceError | None = None
+        raw: _Raw | None = None
         try:
-            response = await self._http.get(url, params=params, headers=headers)
+            raw = await self._exchange(url, params, headers, self._max_bytes(request), request)
+        except ServiceError as exc:  # a refusal found in a redirect, or a cap
+            failure = exc
         except httpx.TimeoutException as exc:
             message = (
                 f"{_timeout_kind(exc)} after {self.eff.timeout_seconds:g}s: {describe(request)}"
@@ -341,14 +487,157 @@ class ServiceClient:
             self.usage.latencies_ms.append((time.perf_counter() - started) * 1000.0)
         if message is not None:  # raised outside the except: no httpx exception (URL!) chained
             return None, TransientFailure(self.name, message, dataset=request.dataset)
-        log.debug("%s: %s -> HTTP %s", self.name, describe(request), response.status_code)
-        return response, None
+        if failure is not None:
+            return None, failure
+        assert raw is not None
+        log.debug("%s: %s -> HTTP %s", self.name, describe(request), raw.status)
+        return raw, None
 
-    def _judge(self, request: ServiceRequest, response: httpx.Response) -> Answer:
-        status = response.status_code
+    async def _session_get(
+        self, url: str, headers: Mapping[str, str], max_bytes: int
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """A session set-up request (Yahoo's cookie and crumb): limiter, deadline and size cap
+        as for data, redirects not followed, transport failures as TransientFailure."""
+        if self._http is None:
+            await self.open()
+        async with self._semaphore:
+            await self._limiter.acquire()
+            failure: ServiceError | None = None
+            try:
+                raw = await self._exchange(url, {}, dict(headers), max_bytes, None)
+                return raw.status, raw.headers, raw.body
+            except ServiceError as exc:
+                failure = exc
+            except httpx.HTTPError as exc:
+                failure = TransientFailure(
+                    self.name, f"transport error ({exc.__class__.__name__}) setting up a session"
+                )
+            self.breaker.failure()
+            raise failure
+
+    async def _exchange(
+        self,
+        url: str,
+        params: Mapping[str, str],
+        headers: Mapping[str, str],
+        max_bytes: int,
+        request: ServiceRequest | None,
+    ) -> _Raw:
+        """One GET under a single deadline: redirects followed by hand (same origin only, at
+        most `max_redirects`; the service's refusal rule sees each one first — Yahoo's consent
+        redirect), the decoded body streamed into a capped buffer. A data request's redirect is
+        followed; a session request's is returned as is."""
+        assert self._http is not None
+        what = describe(request) if request is not None else "a session request"
+        dataset = request.dataset if request is not None else None
+        deadline = self.deadline_seconds
+        try:
+            async with asyncio.timeout(deadline):
+                target = self._http.build_request("GET", url, params=params, headers=headers)
+                origin = _origin(target.url)
+                for _hop in range(self.spec.max_redirects + 1):
+                    response = await self._http.send(target, stream=True)
+                    try:
+                        if not (response.is_redirect and request is not None):
+                            body = await self._read_body(response, max_bytes)
+                            return _Raw(response.status_code, response.headers, body)
+                        self._refusal_of(request, response.status_code, response.headers, None)
+                        location = response.headers.get("location", "")
+                        next_url = target.url.join(location)
+                    finally:
+                        await _close(response)
+                    if _origin(next_url) != origin:
+                        raise BadResponse(
+                            self.name,
+                            f"redirected to another origin ({_origin_label(next_url)}) for "
+                            f"{what}: refused, nothing sent there",
+                            dataset=dataset,
+                        )
+                    target = self._http.build_request("GET", next_url, headers=headers)
+                raise BadResponse(
+                    self.name,
+                    f"more than {self.spec.max_redirects} redirects for {what}",
+                    dataset=dataset,
+                )
+        except TimeoutError:
+            raise TooSlow(
+                self.name,
+                f"too slow: no complete answer within {deadline:g}s for {what}",
+                dataset=dataset,
+            ) from None
+        except BodyTooLarge as exc:
+            raise TooLarge(self.name, f"{exc} for {what}", dataset=dataset) from None
+        except BodyMalformed as exc:
+            raise MalformedBody(self.name, f"{exc} for {what}", dataset=dataset) from None
+
+    @staticmethod
+    async def _read_body(response: httpx.Response, max_bytes: int) -> bytes:
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_bytes and "curl" not in response.extensions:
+            raise BodyTooLarge(f"too large: {int(declared):,} bytes declared, cap {max_bytes:,}")
+        collector = Collector(max_bytes)
+        if "curl" in response.extensions:  # curl decoded it already, in small chunks
+            try:
+                async for chunk in response.aiter_raw():
+                    collector.add(chunk)
+            except BodyTooLarge:
+                raise
+            except Exception as exc:  # curl's own errors mid-body (a cut connection, its cap)
+                if not is_transport_error(exc):
+                    raise
+                if getattr(exc, "code", None) == CURLE_FILESIZE_EXCEEDED:
+                    raise BodyTooLarge(f"too large: over {max_bytes:,} bytes") from None
+                raise httpx.ReadError(f"transfer cut ({type(exc).__name__})") from None
+            return collector.value()
+        if response.is_stream_consumed:  # built in-process (httpx.MockTransport): no wire
+            collector.add(response.content)
+            return collector.value()
+        inflater = Inflater(response.headers.get("content-encoding"))
+        async for raw in response.aiter_raw():
+            for chunk in inflater.feed(raw):
+                collector.add(chunk)
+        return collector.value()
+
+    def _refusal_of(
+        self, request: ServiceRequest, status: int, headers: httpx.Headers, body: Any
+    ) -> None:
+        """Raise the service's own refusal for this answer, if it is one."""
+        rule = self.spec.refusal
+        if rule is None:
+            return
+        refusal = rule(request, Reply(status, headers, body, _text(body)))
+        if refusal is not None:
+            raise self._scrubbed(refusal)
+
+    def _judge(self, request: ServiceRequest, raw: _Raw) -> Answer:
+        status = raw.status
+        body: Any = None
+        decode_error: ServiceError | None = None
+        if raw.body and (200 <= status < 300 or looks_like_json(raw.body)):
+            try:
+                body = decode_json(raw.body)
+            except BodyTooDeep as exc:
+                decode_error = TooDeep(
+                    self.name, f"{exc} for {describe(request)}", dataset=request.dataset
+                )
+            except BodyMalformed:
+                if 200 <= status < 300:
+                    decode_error = MalformedBody(
+                        self.name,
+                        f"malformed JSON for {describe(request)}",
+                        dataset=request.dataset,
+                    )
+        if decode_error is not None:
+            raise decode_error
+        rule = self.spec.refusal
+        if rule is not None:
+            text = raw.body[:600].decode("utf-8", "replace")
+            refusal = rule(request, Reply(status, raw.headers, body, text))
+            if refusal is not None:
+                raise self._scrubbed(refusal)
         if status == 429:
             self.usage.rate_limited += 1
-            wait = parse_retry_after(response.headers.get("Retry-After"), self._clock())
+            wait = parse_retry_after(raw.headers.get("Retry-After"), self._clock())
             hint = f" (Retry-After {wait:g}s)" if wait is not None else ""
             raise RateLimitedAttempt(
                 self.name,
@@ -356,14 +645,9 @@ class ServiceClient:
                 dataset=request.dataset,
                 retry_after=wait,
             )
-        try:
-            body: Any = json.loads(response.content) if response.content else None
-            malformed = False
-        except ValueError:  # includes UnicodeDecodeError
-            body, malformed = None, True
-        if malformed and 200 <= status < 300:
+        if 200 <= status < 300 and body is None:
             raise MalformedBody(
-                self.name, f"malformed JSON for {describe(request)}", dataset=request.dataset
+                self.name, f"empty body for {describe(request)}", dataset=request.dataset
             )
         classify = self.spec.classify or default_verdict
         failure: ServiceError | None = None
@@ -373,29 +657,64 @@ class ServiceClient:
             failure = self._scrubbed(exc)
         if failure is not None:  # raised here, so no exception that saw the raw body is chained
             raise failure
-        synthetic = response.headers.get(SYNTHETIC_HEADER, "").strip().lower() == "true"
-        credential = self.eff.credential
-        if credential and credential.encode() in response.content:  # an echoed key: mask it
-            body = _masked(body, credential)
+        synthetic = raw.headers.get(SYNTHETIC_HEADER, "").strip().lower() == "true"
+        secrets = self._secrets()
+        if secrets and redact.contains(raw.body.decode("utf-8", "replace"), secrets):
+            body = _masked(body, secrets)  # an echoed key: mask it (every form)
         return Answer(verdict=verdict, payload=body, synthetic=synthetic)
 
-    def _scrubbed(self, exc: ServiceError) -> ServiceError:
-        """The same error with the credential masked, should an upstream body have echoed it."""
+    def _secrets(self) -> tuple[str, ...]:
+        """This service's secrets: its credential, and its session crumb if it has one."""
         credential = self.eff.credential
-        if not credential or credential not in str(exc):
+        crumb = self.session.crumb if self.session is not None else None
+        return tuple(s for s in (credential, crumb) if s)
+
+    def _scrubbed(self, exc: ServiceError) -> ServiceError:
+        """The same error with every form of the credential masked, should an upstream body
+        have echoed it into the message."""
+        secrets = self._secrets()
+        if not redact.contains(str(exc), secrets):
             return exc
-        clean = type(exc)(self.name, exc.detail.replace(credential, "***"), dataset=exc.dataset)
-        return clean
+        return exc.with_detail(redact.mask(exc.detail, secrets))
 
 
-def _masked(value: Any, secret: str) -> Any:
-    """A copy of a JSON value with every occurrence of `secret` in its strings replaced."""
+async def _close(response: httpx.Response) -> None:
+    """Close a streamed response. curl's transfer runs on by itself until it ends (its close
+    waits for it): an unfinished one is told to stop at its next chunk, and waited for briefly."""
+    curl = response.extensions.get("curl", {}).get("response")
+    if curl is None:
+        await response.aclose()
+        return
+    quit_now = getattr(curl, "quit_now", None)
+    if quit_now is not None:
+        quit_now.set()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(response.aclose(), 1.0)
+
+
+def _text(body: Any) -> str:
+    return "" if body is None else str(body)[:600]
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default_port = {"http": 80, "https": 443}.get(url.scheme)
+    return (url.scheme, (url.host or "").lower(), url.port or default_port)
+
+
+def _origin_label(url: httpx.URL) -> str:
+    """scheme://host[:port] only: the path and query of a hostile target are not echoed."""
+    scheme, host, port = _origin(url)
+    return f"{scheme}://{host[:60]}" + (f":{port}" if port else "")
+
+
+def _masked(value: Any, secrets: tuple[str, ...]) -> Any:
+    """A copy of a JSON value with every form of every secret in its strings replaced."""
     if isinstance(value, str):
-        return value.replace(secret, "***")
+        return redact.mask(value, secrets)
     if isinstance(value, list):
-        return [_masked(v, secret) for v in value]
+        return [_masked(v, secrets) for v in value]
     if isinstance(value, dict):
-        return {_masked(k, secret): _masked(v, secret) for k, v in value.items()}
+        return {_masked(k, secrets): _masked(v, secrets) for k, v in value.items()}
     return value
 
 

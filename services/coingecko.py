@@ -1,6 +1,9 @@
 """CoinGecko: USD quotes for crypto tickers (BTC-USD → bitcoin) and the whole-market picture.
 
-The optional key goes in the `x-cg-demo-api-key` header (never in the URL). Quotes are batched:
+Two kinds of optional key, both in a header (never in the URL): a pro key
+(`COINGECKO_PRO_API_KEY`) goes to pro-api.coingecko.com as `x-cg-pro-api-key`, a demo key
+(`COINGECKO_API_KEY`) to the public host as `x-cg-demo-api-key`; a configured base URL is the
+host for either. A 401 is a refused key (bad_credential). Quotes are batched:
 one `simple/price` request answers every coin of a run. An answer without any of the asked ids
 (`{}`) is a negative result.
 """
@@ -11,12 +14,20 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from services._common import as_float, as_int, bad_shape, default_verdict, from_unix
-from services.errors import BadResponse
+from services._common import (
+    as_float,
+    as_int,
+    bad_shape,
+    default_verdict,
+    from_unix,
+    refusal_message,
+)
+from services.errors import BadCredential, BadResponse, ServiceError
 from services.records import CoinQuote, CryptoMarket
-from services.spec import DatasetSpec, ServiceRequest, ServiceSpec, Verdict
+from services.spec import Credential, DatasetSpec, Reply, ServiceRequest, ServiceSpec, Verdict
 
 NAME = "coingecko"
+PRO_HOST = "https://pro-api.coingecko.com"
 
 # Base symbol → CoinGecko coin id, for the common "{BASE}-USD" tickers of trade exports.
 COIN_IDS: dict[str, str] = {
@@ -123,6 +134,13 @@ def parse_global(payload: Any) -> CryptoMarket:
     )
 
 
+def refusal(request: ServiceRequest, reply: Reply) -> ServiceError | None:
+    if reply.status != 401:
+        return None
+    message = refusal_message(reply.body, reply.text, "error_message", "error", "message")
+    return BadCredential(NAME, f"HTTP 401 for {request.path}: {message}", dataset=request.dataset)
+
+
 def classify(request: ServiceRequest, status: int, body: Any) -> Verdict:
     verdict = default_verdict(request, status, body)
     if verdict != "ok":
@@ -148,9 +166,11 @@ SPEC = ServiceSpec(
     rate_per_second=0.45,
     max_connections=2,
     timeout_seconds=10.0,
-    credential_env="COINGECKO_API_KEY",
+    credentials=(
+        Credential("COINGECKO_PRO_API_KEY", "header", "x-cg-pro-api-key", host=PRO_HOST),
+        Credential("COINGECKO_API_KEY", "header", "x-cg-demo-api-key"),
+    ),
     credential_required=False,
-    credential_placement="header",
-    credential_name="x-cg-demo-api-key",
     classify=classify,
+    refusal=refusal,
 )

@@ -8,21 +8,11 @@ string here, but it never appears in a repr, a log line, a cache key or an error
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
-from services.spec import ServiceSpec
-
-Upstream = Literal["live", "sandbox"]
-
-# What the product sends to its own simulator instead of real credentials.
-SANDBOX_CREDENTIALS: Mapping[str, str] = {
-    "fmp": "sandbox-key",
-    "alpha_vantage": "sandbox-key",
-    "fred": "sandbox-key",
-    "coingecko": "sandbox-key",
-    "sec_edgar": "tradescout-sandbox sandbox@example.invalid",
-}
+from services.registry import Upstream, sandbox_credential
+from services.spec import Credential, ServiceSpec
 
 
 @dataclass(frozen=True)
@@ -37,10 +27,12 @@ class ServiceConfig:
     enabled: bool = True
     base_urls: Mapping[str, str] | None = None
     credential: str | None = field(default=None, repr=False)
+    credential_env: str | None = None  # which declared credential it is (None: the basic kind)
     rate_per_second: float | None = None
     daily_quota: int | None = None
     max_connections: int | None = None
     timeout_seconds: float | None = None
+    blocked_cooldown_seconds: float | None = None
     upstream: Upstream = "live"
 
 
@@ -49,17 +41,17 @@ def single_base_url(url: str) -> dict[str, str]:
     return {"default": url.rstrip("/")}
 
 
-def sandbox_config(name: str, sandbox_url: str, **overrides: object) -> ServiceConfig:
+def sandbox_config(name: str, sandbox_url: str, **overrides: Any) -> ServiceConfig:
     """A service pointed at the simulator: `{sandbox_url}/{name}`, the sandbox credential,
-    upstream "sandbox" (so its cache keys and quota never mix with live ones)."""
-    values: dict[str, object] = {
-        "name": name,
-        "base_urls": single_base_url(f"{sandbox_url.rstrip('/')}/{name}"),
-        "credential": SANDBOX_CREDENTIALS.get(name),
-        "upstream": "sandbox",
-    }
-    values.update(overrides)
-    return ServiceConfig(**values)  # type: ignore[arg-type]
+    upstream "sandbox" (so its cache keys and quota never mix with live ones). `overrides`
+    are `ServiceConfig` fields (tests raise rates this way)."""
+    config = ServiceConfig(
+        name=name,
+        base_urls=single_base_url(f"{sandbox_url.rstrip('/')}/{name}"),
+        credential=sandbox_credential(name),
+        upstream="sandbox",
+    )
+    return replace(config, **overrides)
 
 
 @dataclass(frozen=True)
@@ -72,7 +64,8 @@ class Effective:
     rate_per_second: float
     daily_quota: int | None
     max_connections: int
-    timeout_seconds: float
+    timeout_seconds: float  # the whole request's deadline: connect + headers + body
+    blocked_cooldown_seconds: float
 
     @property
     def name(self) -> str:
@@ -88,12 +81,20 @@ class Effective:
         return value if value and value.strip() else None
 
     @property
+    def credential_spec(self) -> Credential | None:
+        """Where the credential goes (None: the service takes none, or none is set)."""
+        if self.credential is None:
+            return None
+        return self.spec.credential(self.config.credential_env)
+
+    @property
     def unconfigured_reason(self) -> str | None:
         """Why this service must not be called, or None when it may be."""
         if not self.config.enabled:
             return "disabled in the configuration"
         if self.spec.credential_required and self.credential is None:
-            return f"{self.spec.credential_env or 'credential'} not set"
+            basic = self.spec.credential(None)
+            return f"{basic.env if basic else 'credential'} not set"
         return None
 
     def base_url(self, role: str) -> str:
@@ -106,8 +107,12 @@ def resolve(spec: ServiceSpec, config: ServiceConfig | None) -> Effective:
     if cfg.name != spec.name:
         raise ValueError(f"config for {cfg.name!r} given for service {spec.name!r}")
     given = dict(cfg.base_urls or {})
+    # A key that belongs to its own host (CoinGecko pro) moves every role there, unless the
+    # configuration names a base URL (then the override is the host).
+    cred = spec.credential(cfg.credential_env) if cfg.credential else None
+    host = cred.host if cred is not None else None
     urls = {
-        role: (given.get(role) or given.get("default") or default).rstrip("/")
+        role: (given.get(role) or given.get("default") or host or default).rstrip("/")
         for role, default in spec.default_base_urls.items()
     }
     rate = cfg.rate_per_second if cfg.rate_per_second is not None else spec.rate_per_second
@@ -115,6 +120,7 @@ def resolve(spec: ServiceSpec, config: ServiceConfig | None) -> Effective:
         raise ValueError(f"{spec.name}: rate_per_second must be positive")
     conns = cfg.max_connections if cfg.max_connections is not None else spec.max_connections
     timeout = cfg.timeout_seconds if cfg.timeout_seconds is not None else spec.timeout_seconds
+    cooldown = cfg.blocked_cooldown_seconds
     return Effective(
         spec=spec,
         config=cfg,
@@ -123,6 +129,7 @@ def resolve(spec: ServiceSpec, config: ServiceConfig | None) -> Effective:
         daily_quota=cfg.daily_quota if cfg.daily_quota is not None else spec.daily_quota,
         max_connections=max(1, conns),
         timeout_seconds=timeout,
+        blocked_cooldown_seconds=spec.blocked_cooldown_seconds if cooldown is None else cooldown,
     )
 
 
@@ -140,12 +147,13 @@ class _Overrides(Protocol):
     daily_quota: int | None
     max_connections: int | None
     timeout_seconds: float | None
+    blocked_cooldown_seconds: float | None
 
 
 class SettingsLike(Protocol):
     sandbox_url: str | None
 
-    def credential(self, service: str) -> _Secret | None: ...
+    def credential_source(self, service: str) -> tuple[str, _Secret] | None: ...
 
     def overrides(self, service: str) -> _Overrides: ...
 
@@ -164,22 +172,24 @@ def configs_from_settings(
     configs: dict[str, ServiceConfig] = {}
     for name in services:
         o = settings.overrides(name)
-        knobs: dict[str, object] = {
-            "enabled": o.enabled,
-            "rate_per_second": o.rate_per_second,
-            "daily_quota": o.daily_quota,
-            "max_connections": o.max_connections,
-            "timeout_seconds": o.timeout_seconds,
-        }
         if sandbox:
-            configs[name] = sandbox_config(name, sandbox, **knobs)
-            continue
-        secret = settings.credential(name)
-        configs[name] = ServiceConfig(
-            name=name,
-            base_urls=single_base_url(o.base_url) if o.base_url else None,
-            credential=secret.get_secret_value() if secret is not None else None,
-            upstream="live",
-            **knobs,  # type: ignore[arg-type]
+            base = sandbox_config(name, sandbox)
+        else:
+            source = settings.credential_source(name)
+            base = ServiceConfig(
+                name=name,
+                base_urls=single_base_url(o.base_url) if o.base_url else None,
+                credential=source[1].get_secret_value() if source is not None else None,
+                credential_env=source[0] if source is not None else None,
+                upstream="live",
+            )
+        configs[name] = replace(
+            base,
+            enabled=o.enabled,
+            rate_per_second=o.rate_per_second,
+            daily_quota=o.daily_quota,
+            max_connections=o.max_connections,
+            timeout_seconds=o.timeout_seconds,
+            blocked_cooldown_seconds=o.blocked_cooldown_seconds,
         )
     return configs

@@ -1,8 +1,11 @@
 """Financial Modeling Prep `/stable/profile`: company profile (sector, industry, cap, beta).
 
 Key in the `apikey` query parameter (FMP takes no header), added by the client at send time.
-An unknown symbol answers `[]`; a symbol outside the free plan answers HTTP 402 — both are
-negative results (cached briefly) so a portfolio run does not spend quota asking again.
+An unknown symbol answers `[]`: a negative result. Refusals are `{"Error Message": "…"}` and the
+status says which (real bodies in tests/fixtures/payloads): 401 a refused key (bad_credential),
+402 a symbol outside the plan (plan_limited: the caller falls back to Alpha Vantage), 403 e.g. a
+retired legacy endpoint (bad_response with FMP's message), 429 "Limit Reach" the daily limit
+(quota_exhausted until the next UTC midnight; a 429 that carries Retry-After is pacing, retried).
 """
 
 from __future__ import annotations
@@ -10,10 +13,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from services._common import as_float, as_str, bad_shape, default_verdict, upstream_message
-from services.errors import BadResponse, QuotaExhausted
+from services._common import as_float, as_str, bad_shape, default_verdict, refusal_message
+from services.errors import BadCredential, BadResponse, PlanLimited, QuotaExhausted, ServiceError
 from services.records import CompanyProfile
-from services.spec import DatasetSpec, ServiceRequest, ServiceSpec, Verdict
+from services.spec import Credential, DatasetSpec, Reply, ServiceRequest, ServiceSpec, Verdict
 
 NAME = "fmp"
 
@@ -52,17 +55,23 @@ def parse_profile(payload: Any) -> CompanyProfile | None:
     )
 
 
-def classify(request: ServiceRequest, status: int, body: Any) -> Verdict:
-    message = upstream_message(body, "Error Message", "message")
+def refusal(request: ServiceRequest, reply: Reply) -> ServiceError | None:
+    status = reply.status
+    message = refusal_message(reply.body, reply.text, "Error Message", "message")
+    lowered = message.lower()
+    where = f"HTTP {status} for {request.path}: {message}"
+    if "limit reach" in lowered and not (status == 429 and reply.headers.get("retry-after")):
+        return QuotaExhausted(NAME, where, dataset=request.dataset, hold="utc_day")
+    if status == 401 or ("api key" in lowered and "invalid" in lowered):
+        return BadCredential(NAME, where, dataset=request.dataset)
     if status == 402:
-        return "negative"  # "premium query parameter": not available to this plan
-    if isinstance(body, dict) and message:
-        if "limit" in message.lower():
-            raise QuotaExhausted(NAME, f"daily limit reached: {message}", dataset=request.dataset)
-        if 200 <= status < 300:
-            raise BadResponse(
-                NAME, f"error body for {request.path}: {message}", dataset=request.dataset
-            )
+        return PlanLimited(NAME, where, dataset=request.dataset)
+    if status == 403 or (200 <= status < 300 and isinstance(reply.body, dict) and message):
+        return BadResponse(NAME, where, dataset=request.dataset)
+    return None
+
+
+def classify(request: ServiceRequest, status: int, body: Any) -> Verdict:
     verdict = default_verdict(request, status, body)
     if verdict == "ok":
         try:
@@ -82,9 +91,8 @@ SPEC = ServiceSpec(
     daily_quota=250,
     max_connections=4,
     timeout_seconds=10.0,
-    credential_env="FMP_API_KEY",
+    credentials=(Credential("FMP_API_KEY", "query", "apikey"),),
     credential_required=True,
-    credential_placement="query",
-    credential_name="apikey",
     classify=classify,
+    refusal=refusal,
 )

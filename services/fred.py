@@ -1,8 +1,9 @@
 """FRED series observations: macro indicators (FEDFUNDS, DGS10, CPIAUCSL, UNRATE, VIXCLS).
 
 Key in the `api_key` query parameter. Values are strings and `"."` marks a day without a value.
-An unknown series answers HTTP 400 "...series does not exist": a negative result; any other 400
-(a bad key) is a BadResponse and is not retried.
+FRED answers HTTP 400 both for a refused key ("The value for variable api_key is not registered":
+bad_credential) and for an unknown series ("The series does not exist": a negative result,
+cached); its message tells them apart. Neither is retried.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from datetime import date, timedelta
 from typing import Any
 
 from services._common import as_date, as_float, bad_shape, default_verdict, upstream_message
-from services.errors import BadResponse
+from services.errors import BadCredential, BadResponse, ServiceError
 from services.records import Observation
-from services.spec import DatasetSpec, ServiceRequest, ServiceSpec, Verdict
+from services.spec import Credential, DatasetSpec, Reply, ServiceRequest, ServiceSpec, Verdict
 
 NAME = "fred"
 
@@ -47,6 +48,16 @@ def parse_observations(payload: Any) -> list[Observation]:
     return result
 
 
+def refusal(request: ServiceRequest, reply: Reply) -> ServiceError | None:
+    message = upstream_message(reply.body, "error_message")
+    lowered = message.lower()
+    if reply.status in (400, 401, 403) and "api_key" in lowered and "series" not in lowered:
+        return BadCredential(
+            NAME, f"HTTP {reply.status} for {request.path}: {message}", dataset=request.dataset
+        )
+    return None
+
+
 def classify(request: ServiceRequest, status: int, body: Any) -> Verdict:
     if status == 400:
         message = upstream_message(body, "error_message")
@@ -68,9 +79,8 @@ SPEC = ServiceSpec(
     rate_per_second=1.2,  # ~2 req/s enforced; a slow first connection bunches arrivals
     max_connections=2,
     timeout_seconds=15.0,
-    credential_env="FRED_API_KEY",
+    credentials=(Credential("FRED_API_KEY", "query", "api_key"),),
     credential_required=True,
-    credential_placement="query",
-    credential_name="api_key",
     classify=classify,
+    refusal=refusal,
 )

@@ -10,7 +10,9 @@ pipeline turns into a gap.
 Offline (`offline=True`) and unconfigured services (a required credential missing, or disabled)
 never touch the network: a fresh entry answers as "cache", a stale one as "stale", and a miss
 raises OfflineMode / NotConfigured. Quota exhaustion (ours or the service's signal) raises
-QuotaExhausted and is not masked by a stale entry.
+QuotaExhausted and is not masked by a stale entry. A refusal is never masked either: FMP's
+"outside your plan" (402) is written as a short negative entry, so the next run's plan goes to
+the fallback first, and raised, so this run's caller tries the fallback now.
 
 The cache is any `cache.backend.CacheBackend`. An answer the cache cannot store (the disk is
 full or read-only: `CacheWriteFailed`) is still returned, kept in memory for the rest of the run
@@ -20,6 +22,7 @@ full or read-only: `CacheWriteFailed`) is still returned, kept in memory for the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -36,8 +39,14 @@ from cache.errors import CacheWriteFailed
 from cache.keys import redact
 from services.client import Ceiling, ServiceClient, install_log_redaction
 from services.config import Effective, ServiceConfig, resolve
-from services.errors import NotConfigured, OfflineMode, ServiceError, ServiceUnavailable
-from services.quota import QuotaLedger
+from services.errors import (
+    NotConfigured,
+    OfflineMode,
+    PlanLimited,
+    ServiceError,
+    ServiceUnavailable,
+)
+from services.quota import QuotaLedger, read_usage
 from services.registry import SPECS
 from services.spec import FetchResult, ServiceRequest
 
@@ -62,6 +71,13 @@ class ServiceStatus:
     daily_quota: int | None = None
     max_connections: int = 1
     base_urls: Mapping[str, str] | None = None
+    # A refusal that keeps the service away right now: "blocked", "rate_blocked",
+    # "quota_exhausted" (held in state/ until `held_until`), or a refusal of this run
+    # ("bad_credential", "bad_identity", "consent_required").
+    held: str | None = None
+    held_detail: str | None = None
+    held_until: datetime | None = None
+    credential_env: str | None = None  # which kind of key is in use (never its value)
 
 
 def _request_record(request: ServiceRequest) -> dict[str, Any]:
@@ -89,7 +105,11 @@ def _from_envelope(request: ServiceRequest, env: Envelope, origin: str) -> Fetch
 
 
 class ServiceHub:
-    """All seven service clients for one run. Use as `async with ServiceHub(...) as hub:`."""
+    """All seven service clients for one run. Use as `async with ServiceHub(...) as hub:`.
+
+    `read_only=True` builds a hub that can only answer `peek` and `status` (a dry run's
+    planning): it creates no file or directory — only namespaces already on disk are read, the
+    quota ledger is read without being opened for writing — and builds no client."""
 
     def __init__(
         self,
@@ -102,6 +122,7 @@ class ServiceHub:
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
+        read_only: bool = False,
     ) -> None:
         unknown = sorted(set(configs) - set(SPECS))
         if unknown:
@@ -110,24 +131,34 @@ class ServiceHub:
         self._offline = offline
         self._clock = clock
         self._ceiling = Ceiling(max_concurrency)
-        self._quota = QuotaLedger(state_dir, clock=clock)
         self._effective: dict[str, Effective] = {
             name: resolve(spec, configs.get(name)) for name, spec in SPECS.items()
         }
-        self._clients: dict[str, ServiceClient] = {
-            name: ServiceClient(
-                eff,
-                quota=self._quota,
-                ceiling=self._ceiling,
-                clock=clock,
-                sleep=sleep,
-                transport=transport,
-            )
-            for name, eff in self._effective.items()
-        }
-        self._inflight: dict[tuple[str, str], asyncio.Future[Envelope]] = {}
+        self._present: set[str] | None = None  # read-only: the namespaces on disk
+        # read-only: today's counts per upstream (None: unreadable or lost, taken as spent)
+        self._used: dict[tuple[str, str], int] | None = {}
         self._uncached: dict[tuple[str, str], Envelope] = {}
         self._cache_faults: dict[str, CacheWriteFailed] = {}
+        self._quota: QuotaLedger | None = None
+        self._clients: dict[str, ServiceClient] = {}
+        if read_only:
+            self._present = set(cache.existing_namespaces())
+            self._used = read_usage(state_dir, clock().date())
+        else:
+            quota = self._quota = QuotaLedger(state_dir, clock=clock)
+            self._clients = {
+                name: ServiceClient(
+                    eff,
+                    quota=quota,
+                    ceiling=self._ceiling,
+                    clock=clock,
+                    sleep=sleep,
+                    transport=transport,
+                    state_dir=state_dir,
+                )
+                for name, eff in self._effective.items()
+            }
+        self._inflight: dict[tuple[str, str], asyncio.Future[Envelope]] = {}
         self._open = False
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -149,28 +180,53 @@ class ServiceHub:
             await asyncio.gather(*pending, return_exceptions=True)
         for client in self._clients.values():
             await client.aclose()
-        self._quota.close()
+        if self._quota is not None:
+            self._quota.close()
         self._open = False
 
     # -- introspection ---------------------------------------------------------------------------
     def _client(self, service: str) -> ServiceClient:
+        if self._present is not None:
+            raise RuntimeError("a read-only ServiceHub plans; it does not fetch")
         try:
             return self._clients[service]
         except KeyError:
             raise KeyError(f"unknown service {service!r}; known: {', '.join(SPECS)}") from None
 
     def status(self, service: str) -> ServiceStatus:
-        client = self._client(service)
-        eff = self._effective[service]
+        eff = self._effective.get(service)
+        if eff is None:
+            raise KeyError(f"unknown service {service!r}; known: {', '.join(SPECS)}")
         reason = eff.unconfigured_reason
+        client = self._clients.get(service)
+        if client is not None:
+            breaker, used, left = (
+                str(client.breaker.state),
+                client.quota_used_today(),
+                client.quota_left(),
+            )
+            hold, refused = client.held(), client.refused
+            held = hold.reason if hold is not None else (refused.reason if refused else None)
+            held_detail = hold.detail if hold is not None else (refused.detail if refused else None)
+            held_until = hold.until if hold is not None else None
+            exhausted = client.exhausted_for_run is not None or held == "quota_exhausted"
+        else:  # read-only: what the ledger on disk says, nothing open for writing
+            known = self._used
+            used = (known or {}).get((eff.upstream, service), 0)
+            breaker, exhausted = "closed", False
+            held = held_detail = held_until = None
+            left = None if eff.daily_quota is None else max(0, eff.daily_quota - used)
+            if known is None and eff.daily_quota is not None:
+                left = 0  # a count that cannot be read is taken as spent
+        cred = eff.credential_spec
         return ServiceStatus(
             service=service,
             configured=reason is None,
             reason=reason,
-            breaker_state=str(client.breaker.state),
-            quota_used_today=client.quota_used_today(),
-            quota_left=client.quota_left(),
-            quota_exhausted_for_run=client.exhausted_for_run is not None,
+            breaker_state=breaker,
+            quota_used_today=used,
+            quota_left=left,
+            quota_exhausted_for_run=exhausted,
             enabled=eff.config.enabled,
             has_credential=eff.credential is not None,
             upstream=eff.upstream,
@@ -178,12 +234,18 @@ class ServiceHub:
             daily_quota=eff.daily_quota,
             max_connections=eff.max_connections,
             base_urls=dict(eff.base_urls),
+            held=held,
+            held_detail=held_detail,
+            held_until=held_until,
+            credential_env=cred.env if cred is not None else None,
         )
 
     def peek(self, request: ServiceRequest) -> CacheRead:
         """What the cache holds for a request, without counting (for planning): the header is
         read, the payload decoded only if `envelope.payload` is used."""
         eff = self._effective[request.service]
+        if self._present is not None and request.service not in self._present:
+            return CacheRead(ReadState.MISS)  # read-only: never create a namespace to look
         key = request.cache_key(eff.upstream)
         held = self._uncached.get((request.service, key))
         if held is not None:
@@ -201,7 +263,9 @@ class ServiceHub:
         return dict(self._cache_faults)
 
     def add_planned(self, service: str, n: int) -> None:
-        self._client(service).usage.planned += n
+        client = self._clients.get(service)
+        if client is not None:
+            client.usage.planned += n
 
     def set_concurrency(self, n: int) -> None:
         """Resize the global in-flight ceiling (the memory watcher shrinks it at run time)."""
@@ -220,6 +284,11 @@ class ServiceHub:
     @property
     def offline(self) -> bool:
         return self._offline
+
+    @property
+    def cache(self) -> CacheBackend:
+        """The cache this hub reads and writes (the run's one cache)."""
+        return self._cache
 
     def usage(self) -> dict[str, dict[str, Any]]:
         """Per-service counters for the report's `service_usage` (JSON-ready)."""
@@ -242,6 +311,9 @@ class ServiceHub:
                 "latency_ms_p50": u.percentile(0.5),
                 "latency_ms_p95": u.percentile(0.95),
             }
+            if client.session is not None:  # its requests are not in network_requests
+                report[name]["session_setups"] = client.session.setups
+                report[name]["session_requests"] = client.session.requests
         return report
 
     # -- fetch -------------------------------------------------------------------------------------
@@ -310,7 +382,20 @@ class ServiceHub:
         the caller that asked for it was cancelled meanwhile)."""
         eff = client.eff
         dataset = eff.spec.datasets[request.dataset]
-        answer = await client.request(request)
+        try:
+            answer = await client.request(request)
+        except PlanLimited as exc:  # remembered briefly: the next plan goes to the fallback
+            with contextlib.suppress(CacheWriteFailed):  # the refusal is raised all the same
+                self._cache.namespace(request.service).put(
+                    key,
+                    {"refused": exc.reason, "detail": exc.detail},
+                    dataset=request.dataset,
+                    ttl=dataset.negative_ttl,
+                    request=_request_record(request),
+                    status="negative",
+                    upstream=eff.upstream,
+                )
+            raise
         now = self._clock()
         ttl = dataset.ttl_at(now) if answer.verdict == "ok" else dataset.negative_ttl
         synthetic = answer.synthetic or eff.upstream == "sandbox"

@@ -7,6 +7,11 @@ the injected clock, so the count resets at UTC midnight. Live and sandbox calls 
 separate namespaces (`upstream`), so tests against the simulator never spend real quota.
 Every call is counted, also for services without a quota, so the report can show usage.
 
+The same file remembers *holds*: a refusal that tells tradescout to leave a service alone until a
+moment (Yahoo's bot block and SEC's rate block for their cool-down, a daily limit the service
+declared spent until the next UTC midnight), so the next run — or a refresh beside a discover —
+does not knock again.
+
 A lost count is taken as spent, never as zero: a ledger that is garbage, truncated or a
 directory (or a `state/` that is a file) is moved aside and started afresh with today marked
 "count lost", so every service with a daily quota is spent until UTC midnight; a ledger that
@@ -22,7 +27,8 @@ import random
 import sqlite3
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from cache.atomic import move_aside, own_directory
@@ -41,8 +47,30 @@ CREATE TABLE IF NOT EXISTS quota_usage (
 CREATE TABLE IF NOT EXISTS quota_lost (
     day TEXT PRIMARY KEY,
     why TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS service_holds (
+    upstream TEXT NOT NULL,
+    service  TEXT NOT NULL,
+    reason   TEXT NOT NULL,
+    detail   TEXT NOT NULL,
+    until    TEXT NOT NULL,
+    PRIMARY KEY (upstream, service)
 )
 """
+
+
+@dataclass(frozen=True)
+class ServiceHold:
+    """A refusal remembered until `until` (aware UTC)."""
+
+    reason: str
+    detail: str
+    until: datetime
+
+
+def next_utc_midnight(now: datetime) -> datetime:
+    day = now.astimezone(UTC).date() + timedelta(days=1)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 class QuotaLedger:
@@ -213,6 +241,45 @@ class QuotaLedger:
                 raise
             self._cannot_count(f"{self.FILE_NAME} refused a write ({storage_fault(exc) or exc})")
             return limit is None
+
+    # -- holds ---------------------------------------------------------------------------------
+    def hold(self, service: str, upstream: str, hold: ServiceHold) -> None:
+        """Remember a refusal; a longer hold already recorded is kept. A ledger that cannot be
+        written keeps none (the client still holds the service for this run)."""
+        current = self.held(service, upstream)
+        if self._db is None or (current is not None and current.until >= hold.until):
+            return
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO service_holds (upstream, service, reason, detail, until) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (upstream, service, hold.reason, hold.detail[:300], hold.until.isoformat()),
+            )
+        except sqlite3.Error as exc:
+            if "locked" in str(exc):
+                raise
+            log.warning("%s: hold not saved (%s)", service, storage_fault(exc) or exc)
+
+    def held(self, service: str, upstream: str) -> ServiceHold | None:
+        """The hold in force now, if any (an expired one reads as none)."""
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute(
+                "SELECT reason, detail, until FROM service_holds WHERE upstream=? AND service=?",
+                (upstream, service),
+            ).fetchone()
+        except sqlite3.Error:
+            return None
+        if row is None:
+            return None
+        try:
+            until = datetime.fromisoformat(str(row[2]))
+        except ValueError:
+            return None
+        if until.tzinfo is None or until <= self._clock():
+            return None
+        return ServiceHold(str(row[0]), str(row[1]), until)
 
     def close(self) -> None:
         if self._db is not None:

@@ -1,11 +1,12 @@
 """Retry policy: what is retried, how long to wait, when to give up (tenacity pieces).
 
-Retried: 429, every `TransientFailure` (5xx, timeouts, transport errors) and a 2xx whose body is
-not JSON (`MalformedBody`: a truncated transfer). Never: other 4xx, payloads of the wrong shape,
-quota signals, an open breaker. Waits are full-jitter exponential
-(`wait_random_exponential`), raised to at least the server's `Retry-After`. Attempts are bounded,
-and so is the total planned wait: a wait that would exceed the budget stops the retries at once
-(a `Retry-After: 3600` is not slept on; the caller may serve a stale entry instead).
+Retried: 429, every `TransientFailure` (5xx, read timeouts, transport errors) and — once — a 2xx
+whose body is not JSON (`MalformedBody`: a truncated transfer; a service that keeps sending
+garbage is not asked a third time). Never: refusals, other 4xx, payloads of the wrong shape,
+quota signals, an open breaker, a cap (too large / too deep / too slow). Waits are full-jitter
+exponential (`wait_random_exponential`), raised to at least the server's `Retry-After`. Attempts
+are bounded, and so is the total planned wait: a wait that would exceed the budget stops the
+retries at once (a `Retry-After: 3600` is not slept on; the caller may serve a stale entry).
 """
 
 from __future__ import annotations
@@ -14,12 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    wait_random_exponential,
-)
+from tenacity import AsyncRetrying, RetryCallState, wait_random_exponential
 
 from services.errors import CircuitOpen, MalformedBody, RateLimitedAttempt, TransientFailure
 
@@ -44,10 +40,20 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
+MALFORMED_ATTEMPTS = 2  # a malformed body is asked for at most twice
+
+
 def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, CircuitOpen):
         return False
     return isinstance(exc, (TransientFailure, RateLimitedAttempt, MalformedBody))
+
+
+def _should_retry(state: RetryCallState) -> bool:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    if exc is None or not is_retryable(exc):
+        return False
+    return not (isinstance(exc, MalformedBody) and state.attempt_number >= MALFORMED_ATTEMPTS)
 
 
 class _Wait:
@@ -92,7 +98,7 @@ def retrying(
         sleep=sleep,
         stop=_Stop(max(1, max_attempts), max_total_delay),
         wait=_Wait(backoff_base, backoff_max),
-        retry=retry_if_exception(is_retryable),
+        retry=_should_retry,
         before_sleep=before_sleep,
         reraise=True,
     )

@@ -1,9 +1,15 @@
 """SEC EDGAR: the ticker → CIK map, then a company's latest 10-K, 10-Q and 8-K.
 
-SEC asks every client to declare itself in `User-Agent` ("Name email") and answers 403 without
-it; the identity is the service's credential (SEC_EDGAR_USER_AGENT). Without it SEC is not
-configured and never called — a made-up identity is not an option. Two real hosts
-(www.sec.gov for the map, data.sec.gov for submissions); a configured base URL replaces both.
+SEC asks every client to declare itself in `User-Agent` ("Name email"); the identity is the
+service's credential (SEC_EDGAR_USER_AGENT). Without it SEC is not configured and never called —
+a made-up identity is not an option. Two real hosts (www.sec.gov for the map, data.sec.gov for
+submissions); a configured base URL replaces both.
+
+SEC has two 403s, told apart by their text: "…Undeclared Automated Tool" (the User-Agent does
+not declare a name and e-mail: bad_identity, fixed by declaring one) and the page titled
+"Request Rate Threshold Exceeded" (over 10 requests/second: rate_blocked — the block lasts about
+10 minutes and knocking extends it, so no SEC request is sent for `blocked_cooldown_seconds`,
+remembered in state/ across runs).
 """
 
 from __future__ import annotations
@@ -11,10 +17,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from services._common import as_date, as_int, as_str, bad_shape, default_verdict
-from services.errors import BadResponse
+from services._common import as_date, as_int, as_str, bad_shape, default_verdict, refusal_message
+from services.errors import BadIdentity, BadResponse, RateBlocked, ServiceError
 from services.records import Filing
-from services.spec import DatasetSpec, ServiceRequest, ServiceSpec, Verdict
+from services.spec import Credential, DatasetSpec, Reply, ServiceRequest, ServiceSpec, Verdict
 
 NAME = "sec_edgar"
 FORMS = ("10-K", "10-Q", "8-K")
@@ -102,13 +108,26 @@ def parse_submissions(payload: Any) -> list[Filing]:
     return sorted(latest.values(), key=lambda f: (f.filing_date, f.form), reverse=True)
 
 
-def classify(request: ServiceRequest, status: int, body: Any) -> Verdict:
-    if status == 403:
-        raise BadResponse(
+def refusal(request: ServiceRequest, reply: Reply) -> ServiceError | None:
+    if reply.status != 403:
+        return None
+    text = reply.text.lower()
+    where = f"HTTP 403 for {request.path}"
+    if "rate threshold" in text or "request rate has exceeded" in text:
+        return RateBlocked(
+            NAME, f"{where}: Request Rate Threshold Exceeded", dataset=request.dataset
+        )
+    if "undeclared automated tool" in text:
+        return BadIdentity(
             NAME,
-            f"HTTP 403 for {request.path} (SEC refuses clients without a declared User-Agent)",
+            f"{where}: SEC takes the User-Agent for an undeclared automated tool",
             dataset=request.dataset,
         )
+    message = refusal_message(reply.body, reply.text, "message")
+    return BadResponse(NAME, f"{where}: {message}", dataset=request.dataset)
+
+
+def classify(request: ServiceRequest, status: int, body: Any) -> Verdict:
     verdict = default_verdict(request, status, body)
     if verdict == "ok":
         parser = parse_company_tickers if request.dataset == "cik_map" else parse_submissions
@@ -123,15 +142,15 @@ SPEC = ServiceSpec(
     name=NAME,
     default_base_urls={"www": "https://www.sec.gov", "data": "https://data.sec.gov"},
     datasets={
-        "cik_map": DatasetSpec("cik_map", ttl=timedelta(days=7)),
-        "submissions": DatasetSpec("submissions", ttl=timedelta(days=1)),
+        "cik_map": DatasetSpec("cik_map", ttl=timedelta(days=7), max_bytes=32 << 20),
+        "submissions": DatasetSpec("submissions", ttl=timedelta(days=1), max_bytes=16 << 20),
     },
     rate_per_second=8.0,
     max_connections=4,
     timeout_seconds=15.0,
-    credential_env="SEC_EDGAR_USER_AGENT",
+    credentials=(Credential("SEC_EDGAR_USER_AGENT", "header", "User-Agent"),),
     credential_required=True,
-    credential_placement="header",
-    credential_name="User-Agent",
     classify=classify,
+    refusal=refusal,
+    blocked_cooldown_seconds=600.0,  # SEC's block lasts about 10 minutes
 )

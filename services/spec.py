@@ -11,14 +11,31 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cache.keys import derive_key
+
+if TYPE_CHECKING:
+    from services.errors import ServiceError
 
 TtlRule = Callable[[datetime], timedelta]
 """A TTL that depends on the time of writing (e.g. "until the next market close")."""
 
-CredentialPlacement = Literal["none", "query", "header"]
+CredentialPlacement = Literal["query", "header"]
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One kind of key or identity a service takes: the variable it is read from, where it goes
+    in a request, and — for a key that belongs to another host (CoinGecko's pro key) — that
+    host's base URL (a configured base URL still wins). The services' declarations are the one
+    table of credential variables (settings reads it from the registry)."""
+
+    env: str
+    placement: CredentialPlacement
+    name: str  # query parameter or header name
+    host: str | None = None
+
 
 Verdict = Literal["ok", "negative"]
 
@@ -30,10 +47,28 @@ not JSON (a 2xx that is not JSON never reaches the classifier: it is a BadRespon
 
 
 @dataclass(frozen=True)
+class Reply:
+    """One HTTP answer as a refusal rule sees it (every status, redirects included)."""
+
+    status: int
+    headers: Mapping[str, str]  # case-insensitive (httpx.Headers)
+    body: Any  # the decoded JSON, or None when the body is not JSON (or was not read: 3xx)
+    text: str  # the body's first characters, decoded leniently (refusals are often not JSON)
+
+
+RefusalRule = Callable[["ServiceRequest", Reply], "ServiceError | None"]
+"""A service's own refusals, recognised by status *and* the service's message (SEC's two 403s,
+FMP's 401/402/429, Alpha Vantage's HTTP-200 `Error Message`/`Information`, Yahoo's bot 429):
+the typed error to raise, or None for "not a refusal, classify it as usual". Runs before the
+generic 429 handling and before `classify`; a refusal is never retried."""
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     name: str
     ttl: timedelta | TtlRule
     negative_ttl: timedelta = timedelta(hours=6)
+    max_bytes: int | None = None  # the decoded-size cap of one answer (None: the service's)
 
     def ttl_at(self, now: datetime) -> timedelta:
         return self.ttl if isinstance(self.ttl, timedelta) else self.ttl(now)
@@ -51,18 +86,33 @@ class ServiceSpec:
     daily_quota: int | None = None
     max_connections: int = 4
     timeout_seconds: float = 10.0
-    credential_env: str | None = None
+    # In order of precedence: the first one set wins (CoinGecko: pro key, then demo key). A
+    # config that names none uses the first without a `host` (the service's basic kind).
+    credentials: tuple[Credential, ...] = ()
     credential_required: bool = False
-    credential_placement: CredentialPlacement = "none"
-    credential_name: str | None = None  # query param or header name carrying the credential
     # --- additions for the shared client (all defaulted, so existing constructions still work)
     classify: ResponseClassifier | None = field(default=None, compare=False, repr=False)
+    refusal: RefusalRule | None = field(default=None, compare=False, repr=False)
+    # A browser-impersonating TLS client for this service (curl_cffi's target, e.g. "chrome")
+    # and the session it needs before data requests (Yahoo: cookie + crumb).
+    impersonate: str | None = None
+    session: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
     max_attempts: int = 4  # attempts per request, the first included
     max_retry_delay_seconds: float = 30.0  # total backoff budget per request
     backoff_base_seconds: float = 0.5  # full-jitter exponential: uniform(0, base * 2**n)
     backoff_max_seconds: float = 8.0
     breaker_threshold: int = 5  # consecutive 5xx/timeouts/connect errors that open the breaker
     breaker_reset_seconds: float = 30.0  # open → half-open after this long
+    blocked_cooldown_seconds: float = 900.0  # how long a "cooldown" refusal keeps us away
+    max_body_bytes: int = 4 << 20  # decoded-size cap of one answer (datasets may set their own)
+    max_redirects: int = 5  # same-origin hops followed; another origin is refused
+
+    def credential(self, env: str | None) -> Credential | None:
+        """The declared credential read from `env` (None: the basic kind)."""
+        for cred in self.credentials:
+            if (env is None and cred.host is None) or cred.env == env:
+                return cred
+        return None
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,14 @@
 """Yahoo Finance v8 chart: daily price history and instrument meta for tickers, benchmarks, ^VIX.
 
-No key. Unknown symbols answer HTTP 404 with `{"chart":{"result":null,"error":{...}}}`: a
-negative result. A daily history changes once a day, so it stays fresh until the next close.
+No key, but a browser session: requests go through a Chrome-impersonating TLS client and carry
+the cookie + crumb of `services/yahoo_session.py`. Unknown symbols answer HTTP 404 with
+`{"chart":{"result":null,"error":{...}}}`: a negative result. A daily history changes once a
+day, so it stays fresh until the next close.
+
+Refusals: a 429 without Retry-After is Yahoo taking us for a bot (`blocked`: retrying makes it
+worse, so Yahoo is left alone for `blocked_cooldown_seconds`, remembered in state/); a 401 or
+"Invalid Crumb" means the session went stale (renewed once); a redirect to the consent pages is
+`consent_required`.
 """
 
 from __future__ import annotations
@@ -11,10 +18,11 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from services import yahoo_session
 from services._common import as_float, as_int, as_str, bad_shape, default_verdict, upstream_message
-from services.errors import BadResponse
+from services.errors import BadResponse, Blocked, ConsentRequired, ServiceError, SessionRefused
 from services.records import PriceBar, PriceHistory
-from services.spec import DatasetSpec, ServiceRequest, ServiceSpec, Verdict
+from services.spec import DatasetSpec, Reply, ServiceRequest, ServiceSpec, Verdict
 
 NAME = "yahoo_finance"
 NEW_YORK = ZoneInfo("America/New_York")
@@ -144,6 +152,26 @@ def parse_chart(payload: Any, *, since: date | None = None) -> PriceHistory:
     )
 
 
+def refusal(request: ServiceRequest, reply: Reply) -> ServiceError | None:
+    status = reply.status
+    location = reply.headers.get("location", "")
+    if 300 <= status < 400 and location and yahoo_session.is_consent_url(location):
+        return ConsentRequired(
+            NAME, "Yahoo redirected to its cookie-consent page (not followed)", dataset="chart"
+        )
+    if status == 429 and not reply.headers.get("retry-after"):
+        return Blocked(
+            NAME,
+            f"HTTP 429 without Retry-After for {request.path} (Yahoo took the client for a bot)",
+            dataset=request.dataset,
+        )
+    if status == 401 or "invalid crumb" in reply.text.lower():
+        return SessionRefused(
+            NAME, f"HTTP {status} for {request.path}: Invalid Crumb", dataset=request.dataset
+        )
+    return None
+
+
 def classify(request: ServiceRequest, status: int, body: Any) -> Verdict:
     chart = body.get("chart") if isinstance(body, dict) else None
     error = chart.get("error") if isinstance(chart, dict) else None
@@ -167,10 +195,19 @@ def classify(request: ServiceRequest, status: int, body: Any) -> Verdict:
 
 SPEC = ServiceSpec(
     name=NAME,
-    default_base_urls={"default": "https://query1.finance.yahoo.com"},
-    datasets={"chart": DatasetSpec("chart", ttl=until_next_close, negative_ttl=timedelta(hours=6))},
+    # "fc" answers the session cookie; a configured base URL replaces both hosts.
+    default_base_urls={"default": "https://query1.finance.yahoo.com", "fc": "https://fc.yahoo.com"},
+    datasets={
+        "chart": DatasetSpec(
+            "chart", ttl=until_next_close, negative_ttl=timedelta(hours=6), max_bytes=8 << 20
+        )
+    },
     rate_per_second=2.0,
     max_connections=4,
     timeout_seconds=10.0,
     classify=classify,
+    refusal=refusal,
+    impersonate="chrome",
+    session=yahoo_session.CrumbSession,
+    blocked_cooldown_seconds=900.0,
 )

@@ -19,6 +19,7 @@ from rich.console import Console
 
 from discovery.errors import InputError, StorageError
 from discovery.settings import Settings, load_settings
+from discovery.upstream import Target
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
@@ -105,24 +106,24 @@ def today() -> datetime:
 @contextlib.contextmanager
 def upstream_for(
     settings: Settings, sandbox: bool, offline: bool, *, start: bool = True
-) -> Iterator[tuple[str, str | None]]:
+) -> Iterator[Target]:
     """Decide live / sandbox / offline; start the embedded sandbox when asked (and needed:
     a dry run plans against the sandbox's cache keys but sends nothing)."""
     if sandbox and offline:
         fail("--sandbox and --offline exclude each other: choose one.")
     if offline:
-        yield "offline", None
+        yield Target("live", offline=True)
         return
     if sandbox and not start:
-        yield "sandbox", "http://127.0.0.1:0"
+        yield Target("sandbox", "http://127.0.0.1:0")
         return
     if sandbox:
         from services.sandbox.server import SandboxServer
 
         with SandboxServer() as server:
-            yield "sandbox", server.url
+            yield Target("sandbox", server.url)
         return
     if settings.sandbox_url:
-        yield "sandbox", settings.sandbox_url
+        yield Target("sandbox", settings.sandbox_url)
         return
-    yield "live", None
+    yield Target("live")

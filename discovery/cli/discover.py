@@ -32,7 +32,7 @@ from discovery.cli.common import (
     stdout,
     upstream_for,
 )
-from discovery.plan.planner import TIMEFRAMES
+from discovery.plan.needs import TIMEFRAMES
 
 
 class ProgressView:
@@ -110,11 +110,10 @@ def discover(
         fail(f"--benchmark {benchmark!r} is not a plausible symbol.")
     if timeframe not in TIMEFRAMES:
         fail(f"--timeframe {timeframe!r} is not valid; use one of {', '.join(TIMEFRAMES)}.")
-    with upstream_for(settings, sandbox, offline, start=not dry_run) as (upstream, url):
+    with upstream_for(settings, sandbox, offline, start=not dry_run) as target:
         options = DiscoverOptions(
             portfolio=portfolio,
-            upstream=upstream,  # type: ignore[arg-type]
-            sandbox_url=url,
+            target=target,
             dry_run=dry_run,
             benchmark=bench,
             timeframe=timeframe,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,7 +20,6 @@ from discovery.cli.common import (
     print_json,
     settings_from,
     stdout,
-    today,
     upstream_for,
 )
 from discovery.errors import storage_sentence
@@ -32,7 +30,7 @@ if TYPE_CHECKING:
 
 def parse_budgets(values: list[str]) -> dict[str, int]:
     """`--budget service=N` (repeatable) → {service: N}; a bad value is a usage error."""
-    from discovery.settings import SERVICE_NAMES
+    from services.registry import SERVICE_NAMES
 
     out: dict[str, int] = {}
     for value in values:
@@ -51,15 +49,6 @@ def _acquire(lock: RunLock) -> bool:
         return lock.acquire()
     except OSError as exc:
         raise storage_sentence(lock.path, exc, "the refresh lock") or exc from None
-
-
-def _write_report(path: Path, body: dict[str, Any]) -> None:
-    from cache.atomic import atomic_write_json
-
-    try:
-        atomic_write_json(path, body)
-    except OSError as exc:
-        raise storage_sentence(path, exc, "the refresh report") or exc from None
 
 
 def refresh(
@@ -89,11 +78,8 @@ def refresh(
     """Keep the cache warm: re-fetch what discover would plan and what expires soon, in budget."""
     from datetime import timedelta
 
-    from discovery.fetch.ceilings import peak_rss_mb
     from discovery.ingest.portfolios import resolve_portfolio
-    from discovery.runs.discover import record_in_ledger
-    from discovery.runs.ledger import RunRecord
-    from discovery.runs.refresh import refresh_async, refresh_report_path
+    from discovery.runs.refresh import refresh_async
     from discovery.runs.runlock import RunLock
 
     settings = settings_from(data_root, config)
@@ -111,14 +97,13 @@ def refresh(
             stdout.print(message, markup=False)
         raise typer.Exit(EXIT_OK)
     try:
-        with upstream_for(settings, sandbox, offline) as (upstream, url):
+        with upstream_for(settings, sandbox, offline) as target:
             result = guarded(
                 lambda: asyncio.run(
                     refresh_async(
                         settings,
                         names,
-                        upstream=upstream,  # type: ignore[arg-type]
-                        sandbox_url=url,
+                        target=target,
                         horizon=timedelta(hours=horizon_hours),
                         budgets=budgets,
                     )
@@ -126,28 +111,9 @@ def refresh(
             )
     finally:
         lock.release()
-    started = today()
-    path = refresh_report_path(layout.refresh_reports_dir, started.date(), result.run_id)
     body = result.to_json()
-    guarded(partial(_write_report, path, body))
-    code = 3 if result.failed else 0
-    record_in_ledger(
-        layout.state_dir,
-        RunRecord(
-            run_id=result.run_id,
-            kind="refresh",
-            portfolio=",".join(result.portfolios)[:200] or None,
-            started_at=started,
-            duration_ms=int(result.duration_ms),
-            network_requests=sum(int(u.get("network_requests", 0)) for u in result.usage.values()),
-            cache_hits=sum(int(u.get("cache_hits", 0)) for u in result.usage.values()),
-            gaps=len(result.failed) + len(result.skipped_budget),
-            peak_rss_mb=round(peak_rss_mb(), 1),
-            exit_code=code,
-            upstream=upstream,
-            per_service={k: dict(v) for k, v in result.usage.items()},
-        ),
-    )
+    path = result.report_path
+    code = result.exit_code
     if json_out:
         print_json({**{k: v for k, v in body.items() if k != "details"}, "report_path": str(path)})
     else:

@@ -72,6 +72,15 @@ def sandbox_command(
     allow_remote: Annotated[
         bool, typer.Option("--allow-remote", help="Allow a non-loopback --host.")
     ] = False,
+    defences: Annotated[
+        str | None,
+        typer.Option(
+            "--defences",
+            help="on (default, or TRADESCOUT_SANDBOX_DEFENCES) or off: the services' own "
+            "refusals (Yahoo's bot check and session, SEC's identity and rate block, plans, keys).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve synthetic Yahoo, FMP, Alpha Vantage, SEC, FRED, CoinGecko and IMF on loopback."""
     from services.sandbox.server import serve_forever
@@ -79,6 +88,8 @@ def sandbox_command(
 
     if not _is_loopback(host) and not allow_remote:
         fail(f"--host {host} is not a loopback address; add --allow-remote to serve on it.")
+    if defences not in (None, "on", "off"):
+        fail(f"--defences {defences[:20]!r} is neither on nor off.")
     specs = _faults(list(fault or []))
     if not _port_free(host, port):
         fail(f"port {port} on {host} is already in use; choose another with --port.")
@@ -89,9 +100,13 @@ def sandbox_command(
         stdout.print(f"  latency: {latency_ms} ms")
     for spec in specs:
         stdout.print(f"  fault: {spec}")
+    if defences == "off":
+        stdout.print("  defences: off")
     stdout.print(f"export TRADESCOUT_SANDBOX_URL={url}")
     stdout.file.flush()
-    serve_forever(host, port, latency_ms, specs)
+    serve_forever(
+        host, port, latency_ms, specs, defences=None if defences is None else defences == "on"
+    )
     stdout.print("tradescout sandbox stopped")
 
 

@@ -24,13 +24,13 @@ def services(
     """Configured services: key present (never shown), limits, quota left, last breaker state."""
     from cache import open_cache
     from discovery.runs.ledger import Ledger, LedgerError
-    from discovery.upstream import service_configs
+    from discovery.upstream import Target, service_configs
     from services.hub import ServiceHub
 
     settings = settings_from(data_root, config)
     layout = settings.layout
-    upstream = "sandbox" if settings.sandbox_url else "live"
-    configs = service_configs(settings, upstream, settings.sandbox_url)  # type: ignore[arg-type]
+    target = Target("sandbox", settings.sandbox_url) if settings.sandbox_url else Target()
+    configs = service_configs(settings, target)
     last_breaker: dict[str, str] = {}
     ledger_path = layout.state_dir / "ledger.sqlite"
     if ledger_path.is_file():

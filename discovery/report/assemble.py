@@ -1,5 +1,10 @@
-"""Stage 4: turn the trade book, the inventory and the fetched (or cached) payloads into the
-report dict. Pure: everything it needs arrives in `AssembleInputs`.
+"""Stage 4: turn the trade book, the inventory and each need's outcome into the report dict.
+
+Pure: everything it needs arrives in `AssembleInputs`. Every need ends in exactly one place —
+its slot holds a value (with `as_of`, `source`, provenance), or `gaps` holds its gap — because
+both come from one walk over the needs: resolve the outcome (discovery.plan.outcomes), read the
+payload back, parse it with the need's own parser, render it. Any step that yields nothing is
+that need's gap, with the reason that says which step.
 """
 
 from __future__ import annotations
@@ -12,17 +17,8 @@ from typing import Any
 from discovery.ingest.trades import TradeBook
 from discovery.local.inventory import Inventory
 from discovery.local.sectors import canonical_sector
-from discovery.plan.planner import (
-    GROWTH_COUNTRIES,
-    GROWTH_INDICATOR,
-    MACRO_SERIES,
-    MARKET_COINS,
-    VIX_SYMBOL,
-    FetchPlan,
-    macro_start,
-    subject_label,
-    timeframe_start,
-)
+from discovery.plan.needs import GROWTH_INDICATOR, TICKER_KINDS, Need
+from discovery.plan.outcomes import Answer, Outcome, gap_for, resolve
 from discovery.report.confidence import confidence, next_phase_inputs
 from discovery.report.gaps import Gap, dedupe_gaps
 from discovery.report.market import (
@@ -33,9 +29,12 @@ from discovery.report.market import (
     price_summary,
     vix_regime,
 )
-from services import alpha_vantage, coingecko, fmp, fred, imf, sec_edgar, yahoo_finance
-from services.errors import BadResponse
-from services.spec import FetchResult, ServiceRequest
+from services.errors import ServiceError
+from services.spec import FetchResult
+
+# The market slots whose presence the confidence score measures (crypto prices are extra).
+SCORED_MARKET = frozenset({"benchmark", "vix", "indicator", "crypto_market", "growth"})
+TICKER_FIELD = {"chart": "price_history", "profile": "profile", "filings": "filings"}
 
 
 @dataclass(frozen=True)
@@ -48,81 +47,26 @@ class AssembleInputs:
     data_source: str
     book: TradeBook
     inventory: Inventory
-    plan: FetchPlan
-    filings_plan: FetchPlan | None
-    results: Mapping[str, FetchResult]
-    fetch_gaps: Sequence[Gap]
+    needs: Sequence[Need]  # deferred needs in their phase-two form where it ran
+    outcomes: Mapping[str, Outcome]
     usage: Mapping[str, Mapping[str, Any]]
     cache_inventory: Mapping[str, Any]
     today: date
     timeframe: str
-    benchmark: str
     report_path: str
     stopped_early: str | None = None
     # The fetch stage keeps no payloads (memory stays O(tickers), not O(bytes fetched)): a
-    # result without its payload is read back from the cache, one at a time, by this function.
+    # result's payload is read back from the cache, one at a time, by this function.
     load_payload: Callable[[FetchResult], Any] | None = None
+    # Faults of the run itself rather than of one slot (the cache refusing writes: disk_full).
+    run_gaps: Sequence[Gap] = ()
 
 
-class _Reader:
-    """Looks up results by request and records parse failures as gaps (never made-up data)."""
-
-    def __init__(
-        self,
-        results: Mapping[str, FetchResult],
-        load_payload: Callable[[FetchResult], Any] | None = None,
-    ) -> None:
-        self.results = results
-        self.load_payload = load_payload
-        self.gaps: list[Gap] = []
-
-    def get(self, request: ServiceRequest) -> FetchResult | None:
-        result = self.results.get(request.cache_key())
-        if result is None or result.status != "ok":
-            return None
-        return result
-
-    def parse(
-        self,
-        request: ServiceRequest,
-        parser: Any,
-        *args: Any,
-        ticker: str | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        """The parsed payload, or None (absent, negative, or unparseable → a gap)."""
-        result = self.get(request)
-        if result is None:
-            return None
-        payload = result.payload
-        if payload is None and self.load_payload is not None:
-            payload = self.load_payload(result)
-        if payload is None:
-            self.gaps.append(
-                Gap(
-                    ticker,
-                    request.service,
-                    request.dataset,
-                    "cache_evicted",
-                    "fetched this run but no longer in the cache when the report was built",
-                    ticker or subject_label(request),
-                )
-            )
-            return None
-        try:
-            return parser(payload, *args, **kwargs)
-        except (BadResponse, ValueError, KeyError, TypeError, AttributeError) as exc:
-            self.gaps.append(
-                Gap(
-                    ticker,
-                    request.service,
-                    request.dataset,
-                    "bad_response",
-                    str(exc)[:200],
-                    ticker or subject_label(request),
-                )
-            )
-            return None
+@dataclass(frozen=True)
+class Filled:
+    need: Need
+    value: Any
+    provenance: dict[str, Any]
 
 
 def provenance(result: FetchResult) -> dict[str, Any]:
@@ -134,297 +78,311 @@ def provenance(result: FetchResult) -> dict[str, Any]:
     }
 
 
-def _profile_json(profile: Any) -> dict[str, Any]:
-    return {
-        "name": profile.name,
-        "sector": canonical_sector(profile.sector) if profile.sector else None,
-        "sector_reported": profile.sector,
-        "industry": profile.industry,
-        "market_cap": profile.market_cap,
-        "beta": profile.beta,
-        "currency": profile.currency,
-        "exchange": profile.exchange,
-        "country": profile.country,
-    }
+def iso(value: date | datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
-def _ticker_window(perf: Mapping[str, Any], start: date, today: date) -> tuple[date, date]:
-    first = perf.get("first_entry_date")
-    last = perf.get("last_exit_date")
-    lo = date.fromisoformat(first[:10]) if isinstance(first, str) else start
-    open_now = perf.get("active_trades", 0) > 0
-    hi = today if open_now or not isinstance(last, str) else date.fromisoformat(last[:10])
-    return max(lo, start), hi
+# -- rendering: one function per kind, from the parsed record to the slot's JSON (None: empty) ---
 
 
-def market_context(inp: AssembleInputs, reader: _Reader) -> tuple[dict[str, Any], float]:
-    """The market section and the share of its values present."""
-    present = 0
-    expected = 0
-    start = timeframe_start(inp.timeframe, inp.book.summary.first_entry_date, inp.today)
-    bench_req = yahoo_finance.chart_request(inp.benchmark, inp.plan.price_range)
-    benchmarks: dict[str, Any] = {}
-    expected += 1
-    hist = reader.parse(bench_req, yahoo_finance.parse_chart, since=start)
-    if hist is not None:
-        summary = price_summary(hist, start, inp.today)
-        if summary is not None:
-            res = reader.get(bench_req)
-            assert res is not None
-            benchmarks[inp.benchmark] = {
-                **summary,
-                "as_of": summary["end_date"],
-                "source": "yahoo_finance",
-                "synthetic": res.synthetic,
-            }
-            present += 1
+def _sourced(result: FetchResult, **value: Any) -> dict[str, Any]:
+    return {**value, "source": result.request.service, "synthetic": result.synthetic}
 
-    volatility: dict[str, Any] = {}
-    expected += 1
-    vix_req = yahoo_finance.chart_request(VIX_SYMBOL, "1mo")
-    vix = reader.parse(vix_req, yahoo_finance.parse_chart)
-    if vix is not None:
-        closes = [b for b in vix.bars if b.close is not None]
-        if closes:
-            res = reader.get(vix_req)
-            assert res is not None
-            last = closes[-1]
-            volatility["vix"] = {
-                "value": round(last.close, 2),
-                "regime": vix_regime(last.close),
-                "as_of": last.date.isoformat(),
-                "source": "yahoo_finance",
-                "synthetic": res.synthetic,
-            }
-            present += 1
 
-    indicators: dict[str, Any] = {}
-    for series in MACRO_SERIES:
-        expected += 1
-        req = fred.observations_request(series, macro_start(inp.today))
-        observations = reader.parse(req, fred.parse_observations)
-        if observations:
-            obs = latest_observation(observations)
-            if obs is not None:
-                res = reader.get(req)
-                assert res is not None
-                indicators[series] = {
-                    "value": obs.value,
-                    "as_of": obs.date.isoformat(),
-                    "source": "fred",
-                    "synthetic": res.synthetic,
-                }
-                present += 1
+def _render_benchmark(need: Need, parsed: Any, result: FetchResult) -> Any:
+    lo, hi = need.window or (None, None)
+    summary = price_summary(parsed, lo, hi)
+    if summary is None:
+        return None
+    return _sourced(result, **summary, as_of=summary["end_date"])
 
-    crypto: dict[str, Any] = {}
-    expected += 1
-    global_req = coingecko.global_request()
-    market = reader.parse(global_req, coingecko.parse_global)
-    if market is not None:
-        res = reader.get(global_req)
-        assert res is not None
-        crypto["market"] = crypto_market_entry(market, "coingecko", res.synthetic)
-        present += 1
-    price_req = coingecko.simple_price_request(sorted(crypto_ids(inp)))
-    quotes = reader.parse(price_req, coingecko.parse_simple_price)
-    if quotes:
-        res = reader.get(price_req)
-        assert res is not None
-        crypto["prices"] = {
-            coin: coin_entry(q, "coingecko", res.synthetic) for coin, q in sorted(quotes.items())
-        }
 
-    growth: dict[str, Any] = {}
-    expected += 1
-    growth_req = imf.growth_request(GROWTH_INDICATOR, GROWTH_COUNTRIES)
-    series_by_country = reader.parse(
-        growth_req, imf.parse_datamapper, GROWTH_INDICATOR, current_year=inp.today.year
+def _render_vix(need: Need, parsed: Any, result: FetchResult) -> Any:
+    closes = [b for b in parsed.bars if b.close is not None]
+    if not closes:
+        return None
+    last = closes[-1]
+    return _sourced(
+        result,
+        value=round(last.close, 2),
+        regime=vix_regime(last.close),
+        as_of=last.date.isoformat(),
     )
-    if series_by_country:
-        res = reader.get(growth_req)
-        assert res is not None
-        growth = {
-            "indicator": GROWTH_INDICATOR,
-            "countries": growth_entry(series_by_country, inp.today.year),
-            "as_of": res.fetched_at.date().isoformat(),
-            "source": "imf",
-            "synthetic": res.synthetic,
+
+
+def _render_indicator(need: Need, parsed: Any, result: FetchResult) -> Any:
+    obs = latest_observation(parsed)
+    if obs is None:
+        return None
+    return _sourced(result, value=obs.value, as_of=obs.date.isoformat())
+
+
+def _render_growth(need: Need, parsed: Any, result: FetchResult) -> Any:
+    year = need.window[1].year if need.window else result.fetched_at.year
+    countries = growth_entry(parsed, year)
+    if not countries:
+        return None
+    return _sourced(
+        result,
+        indicator=GROWTH_INDICATOR,
+        countries=countries,
+        as_of=result.fetched_at.date().isoformat(),
+    )
+
+
+def _render_crypto_market(need: Need, parsed: Any, result: FetchResult) -> Any:
+    return crypto_market_entry(parsed, result.request.service, result.synthetic)
+
+
+def _render_crypto_prices(need: Need, parsed: Any, result: FetchResult) -> Any:
+    service = result.request.service
+    return {coin: coin_entry(q, service, result.synthetic) for coin, q in sorted(parsed.items())}
+
+
+def _render_chart(need: Need, parsed: Any, result: FetchResult) -> Any:
+    lo, hi = need.window or (None, None)
+    return price_summary(parsed, lo, hi)
+
+
+def _render_profile(need: Need, parsed: Any, result: FetchResult) -> Any:
+    if result.request.dataset == "simple_price":  # a crypto pair: CoinGecko's quote
+        return {
+            "name": parsed.coin_id,
+            "asset_class": "crypto",
+            "coingecko_id": parsed.coin_id,
+            "price_usd": parsed.usd,
+            "sector": None,
         }
-        present += 1
-    section = {
-        "benchmarks": benchmarks,
-        "volatility": volatility,
-        "economic_indicators": indicators,
-        "crypto": crypto,
-        "global_growth": growth,
+    return {
+        "name": parsed.name,
+        "sector": canonical_sector(parsed.sector) if parsed.sector else None,
+        "sector_reported": parsed.sector,
+        "industry": parsed.industry,
+        "market_cap": parsed.market_cap,
+        "beta": parsed.beta,
+        "currency": parsed.currency,
+        "exchange": parsed.exchange,
+        "country": parsed.country,
     }
-    return section, (present / expected if expected else 1.0)
 
 
-def crypto_ids(inp: AssembleInputs) -> set[str]:
-    ids = set(MARKET_COINS)
-    for ticker in inp.book.ticker_symbols:
-        coin = coingecko.coin_id(ticker)
-        if coin is not None:
-            ids.add(coin)
-    return ids
+def _render_filings(need: Need, parsed: Any, result: FetchResult) -> Any:
+    return [
+        {
+            "form": f.form,
+            "filing_date": iso(f.filing_date),
+            "report_date": iso(f.report_date),
+            "accession_number": f.accession_number,
+            "primary_document": f.primary_document,
+        }
+        for f in parsed
+    ]
 
 
-def ticker_data(
-    inp: AssembleInputs, reader: _Reader, perf: Mapping[str, Mapping[str, Any]]
-) -> tuple[dict[str, Any], float]:
-    """Per ticker: profile, price history over the holding period, filings, provenance."""
-    out: dict[str, Any] = {}
-    start = timeframe_start(inp.timeframe, inp.book.summary.first_entry_date, inp.today)
-    cik_map: Mapping[str, str] = {}
-    map_req = sec_edgar.company_tickers_request()
-    parsed_map = reader.parse(map_req, sec_edgar.parse_company_tickers)
-    if parsed_map:
-        cik_map = parsed_map
-    quotes: Mapping[str, Any] = {}
-    price_req = coingecko.simple_price_request(sorted(crypto_ids(inp)))
-    parsed_quotes = reader.parse(price_req, coingecko.parse_simple_price)
-    if parsed_quotes:
-        quotes = parsed_quotes
-    local = inp.inventory.entries()
-    expected = 0
-    present = 0
-    for ticker in inp.book.ticker_symbols:
-        prov: dict[str, Any] = {}
-        entry: dict[str, Any] = {"profile": None, "price_history": None, "filings": None}
-        coin = coingecko.coin_id(ticker)
-        # price history
-        expected += 1
-        chart_req = yahoo_finance.chart_request(ticker, inp.plan.price_range)
-        lo, hi = _ticker_window(perf.get(ticker, {}), start, inp.today)
-        hist = reader.parse(chart_req, yahoo_finance.parse_chart, since=lo, ticker=ticker)
-        if hist is not None:
-            summary = price_summary(hist, lo, hi)
-            if summary is not None:
-                entry["price_history"] = summary
-                res = reader.get(chart_req)
-                assert res is not None
-                prov["price_history"] = provenance(res)
-                present += 1
-        # profile: local analysis first, then FMP, then Alpha Vantage; crypto from CoinGecko
-        expected += 1
-        if coin is not None:
-            quote = quotes.get(coin)
-            if quote is not None:
-                res = reader.get(price_req)
-                assert res is not None
-                entry["profile"] = {
-                    "name": coin,
-                    "asset_class": "crypto",
-                    "coingecko_id": coin,
-                    "price_usd": quote.usd,
-                    "sector": None,
-                }
-                prov["profile"] = provenance(res)
-                present += 1
+Renderer = Callable[[Need, Any, FetchResult], Any]
+RENDER: Mapping[str, Renderer] = {
+    "benchmark": _render_benchmark,
+    "vix": _render_vix,
+    "indicator": _render_indicator,
+    "growth": _render_growth,
+    "crypto_market": _render_crypto_market,
+    "crypto_prices": _render_crypto_prices,
+    "chart": _render_chart,
+    "profile": _render_profile,
+    "filings": _render_filings,
+}
+EMPTY: Mapping[str, str] = {  # the no_data detail when a rendered slot comes out empty
+    "benchmark": "no bars in the window",
+    "chart": "no bars in the window",
+    "vix": "no close in the answer",
+    "indicator": "no observation with a value",
+    "growth": "no values for the countries asked",
+}
+
+
+def _message(payload: Any, depth: int = 0) -> str | None:
+    """The upstream's own words in an error body ("The series does not exist.")."""
+    if isinstance(payload, dict) and depth < 3:
+        for key in ("description", "error_message", "Error Message", "message", "detail"):
+            value = payload.get(key)
+            if isinstance(value, str) and value.strip():
+                return " ".join(value.split())[:200]
+        for value in payload.values():
+            found = _message(value, depth + 1)
+            if found:
+                return found
+    return None
+
+
+class _Filler:
+    """Walks the needs once; every need becomes a `Filled` or a `Gap`."""
+
+    def __init__(self, inp: AssembleInputs) -> None:
+        self.inp = inp
+        self.by_id = {n.id: n for n in inp.needs}
+        self.local = inp.inventory.entries()
+
+    def payload(self, result: FetchResult) -> Any:
+        if result.payload is not None or self.inp.load_payload is None:
+            return result.payload
+        return self.inp.load_payload(result)
+
+    def explain(self, result: FetchResult) -> str | None:
+        """Why the service said "nothing": its own message, or what it answered."""
+        payload = self.payload(result)
+        message = _message(payload)
+        if message:
+            return message
+        if payload in ([], {}):
+            return f"{result.request.service} answered {payload!r} for {result.request.path}"
+        if isinstance(payload, dict) and set(payload) == {"api"}:
+            return "the answer holds no values, only its `api` block"
+        return f"{result.request.service} does not know it"
+
+    def fill(self, need: Need) -> Filled | Gap | None:
+        """A value, a gap, or None for an internal need that answered (the CIK map)."""
+        if need.settled is not None:
+            return gap_for(need, *need.settled)
+        if need.local is not None:
+            return self._local(need)
+        if need.deferred is not None:
+            return self._unresolved(need)
+        found = resolve(need, self.inp.outcomes, self.explain)
+        if isinstance(found, Gap):
+            return found
+        if need.internal:
+            return None
+        return self._value(found)
+
+    def _value(self, answer: Answer) -> Filled | Gap:
+        need, result = answer.need, answer.result
+        service = answer.source.service
+        payload = self.payload(result)
+        if payload is None:
+            why = "fetched this run but no longer in the cache when the report was built"
+            return gap_for(need, "cache_evicted", why, service)
+        try:
+            parsed = answer.source.parse(payload)
+            value = None if parsed in (None, [], {}) else RENDER[need.kind](need, parsed, result)
+        except (ServiceError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            detail = exc.detail if isinstance(exc, ServiceError) else str(exc)
+            return gap_for(need, "bad_response", detail[:200], service)
+        if value is None or value == {}:
+            detail = EMPTY.get(need.kind, f"the answer holds nothing for {need.label}")
+            return gap_for(need, "no_data", detail, service)
+        return Filled(need, value, provenance(result))
+
+    def _local(self, need: Need) -> Filled | Gap:
+        entry = self.local.get(need.label)
+        if entry is None:
+            return gap_for(need, "no_data", f"{need.local} could not be read")
+        value = {
+            "sector": entry.sector,
+            "recommendation": entry.recommendation,
+            "from_local_analysis": entry.file,
+        }
+        origin = {
+            "service": "local",
+            "origin": "local",
+            "fetched_at": entry.date.isoformat(),
+            "synthetic": False,
+        }
+        return Filled(need, value, origin)
+
+    def _unresolved(self, need: Need) -> Gap:
+        """A deferred need that never became concrete: why its dependency did not help."""
+        assert need.deferred is not None
+        dependency = self.by_id.get(need.deferred.on)
+        missing = "the SEC CIK map is not available"
+        if dependency is None:
+            return gap_for(need, "cik_map_unavailable", missing)
+        found = resolve(dependency, self.inp.outcomes, self.explain)
+        if isinstance(found, Gap):
+            reason = found.reason if found.is_fault else "cik_map_unavailable"
+            return gap_for(need, reason, f"{missing}: {found.detail or found.reason}")
+        if self.inp.stopped_early:
+            return gap_for(need, self.inp.stopped_early, "stopped before the filings were asked")
+        return gap_for(need, "cik_map_unavailable", "the SEC CIK map could not be read")
+
+
+@dataclass
+class Sections:
+    market: dict[str, Any]
+    tickers: dict[str, Any]
+    gaps: list[Gap]
+    market_share: float
+    ticker_share: float
+
+
+def fill_slots(inp: AssembleInputs) -> Sections:
+    """Every need into its slot or into the gaps (the heart of stage 4)."""
+    filler = _Filler(inp)
+    market: dict[str, Any] = {
+        "benchmarks": {},
+        "volatility": {},
+        "economic_indicators": {},
+        "crypto": {},
+        "global_growth": {},
+    }
+    tickers: dict[str, Any] = {
+        t: {"profile": None, "price_history": None, "filings": None, "provenance": {}}
+        for t in inp.book.ticker_symbols
+    }
+    gaps: list[Gap] = []
+    scored = {"market": [0, 0], "ticker": [0, 0]}  # [present, expected]
+    for need in inp.needs:
+        outcome = filler.fill(need)
+        if outcome is None:
+            continue
+        side = "ticker" if need.kind in TICKER_KINDS else "market"
+        counted = (
+            need.kind in SCORED_MARKET
+            if side == "market"
+            else not (isinstance(outcome, Gap) and not outcome.is_fault and need.settled)
+        )
+        if counted:
+            scored[side][1] += 1
+        if isinstance(outcome, Gap):
+            gaps.append(outcome)
+            continue
+        if counted:
+            scored[side][0] += 1
+        if side == "ticker":
+            entry = tickers.setdefault(
+                need.label,
+                {"profile": None, "price_history": None, "filings": None, "provenance": {}},
+            )
+            entry[TICKER_FIELD[need.kind]] = outcome.value
+            entry["provenance"][TICKER_FIELD[need.kind]] = outcome.provenance
         else:
-            local_entry = local.get(ticker)
-            fmp_req = fmp.profile_request(ticker)
-            av_req = alpha_vantage.overview_request(ticker)
-            profile = reader.parse(fmp_req, fmp.parse_profile, ticker=ticker)
-            used = fmp_req
-            if profile is None:
-                profile = reader.parse(av_req, alpha_vantage.parse_overview, ticker=ticker)
-                used = av_req
-            if profile is not None:
-                entry["profile"] = _profile_json(profile)
-                res = reader.get(used)
-                assert res is not None
-                prov["profile"] = provenance(res)
-                present += 1
-            elif local_entry is not None and not local_entry.stale:
-                entry["profile"] = {
-                    "sector": local_entry.sector,
-                    "recommendation": local_entry.recommendation,
-                    "from_local_analysis": local_entry.file,
-                }
-                prov["profile"] = {
-                    "service": "local",
-                    "origin": "local",
-                    "fetched_at": local_entry.date.isoformat(),
-                    "synthetic": False,
-                }
-                present += 1
-            # filings (SEC registrants only)
-            cik = cik_map.get(ticker) or cik_map.get(ticker.replace(".", "-"))
-            if cik is not None:
-                expected += 1
-                sub_req = sec_edgar.submissions_request(cik)
-                filings = reader.parse(sub_req, sec_edgar.parse_submissions, ticker=ticker)
-                if filings is not None:
-                    entry["filings"] = [
-                        {
-                            "form": f.form,
-                            "filing_date": iso(f.filing_date),
-                            "report_date": iso(f.report_date),
-                            "accession_number": f.accession_number,
-                            "primary_document": f.primary_document,
-                        }
-                        for f in filings
-                    ]
-                    res = reader.get(sub_req)
-                    assert res is not None
-                    prov["filings"] = provenance(res)
-                    present += 1
-        entry["provenance"] = prov
-        out[ticker] = entry
-    return out, (present / expected if expected else 1.0)
+            _place(market, need, outcome.value)
+    share = {side: (p / e if e else 1.0) for side, (p, e) in scored.items()}
+    return Sections(market, tickers, gaps, share["market"], share["ticker"])
 
 
-def _negative(inp: AssembleInputs, request: ServiceRequest) -> bool:
-    result = inp.results.get(request.cache_key())
-    return result is not None and result.status == "negative"
-
-
-def unexplained_gaps(
-    inp: AssembleInputs, tickers: Mapping[str, Mapping[str, Any]], known: Sequence[Gap]
-) -> list[Gap]:
-    """A missing price history or profile that no earlier gap explains: `not_found` when the
-    service said the symbol is unknown (inherent, not a fault), else `no_data`."""
-    explained = {(g.ticker, g.dataset) for g in known}
-    out: list[Gap] = []
-    for ticker, data in tickers.items():
-        if data["price_history"] is None and (ticker, "chart") not in explained:
-            chart = yahoo_finance.chart_request(ticker, inp.plan.price_range)
-            if _negative(inp, chart):
-                out.append(
-                    Gap(ticker, "yahoo_finance", "chart", "not_found", "unknown symbol", ticker)
-                )
-            else:
-                why = "no bars in the window"
-                out.append(Gap(ticker, "yahoo_finance", "chart", "no_data", why, ticker))
-        if (
-            data["profile"] is None
-            and coingecko.coin_id(ticker) is None
-            and not explained & {(ticker, "profile"), (ticker, "overview")}
-        ):
-            tried = [fmp.profile_request(ticker), alpha_vantage.overview_request(ticker)]
-            if any(_negative(inp, r) for r in tried):
-                out.append(Gap(ticker, "fmp", "profile", "not_found", "unknown symbol", ticker))
-            else:
-                out.append(Gap(ticker, "fmp", "profile", "no_data", "no profile found", ticker))
-    return out
+def _place(market: dict[str, Any], need: Need, value: Any) -> None:
+    if need.kind == "benchmark":
+        market["benchmarks"][need.subject] = value
+    elif need.kind == "vix":
+        market["volatility"]["vix"] = value
+    elif need.kind == "indicator":
+        market["economic_indicators"][need.subject] = value
+    elif need.kind == "growth":
+        market["global_growth"] = value
+    elif need.kind == "crypto_market":
+        market["crypto"]["market"] = value
+    elif need.kind == "crypto_prices":
+        market["crypto"]["prices"] = value
+    else:
+        raise ValueError(f"no market slot for need kind {need.kind!r}")
 
 
 def assemble_report(inp: AssembleInputs) -> tuple[dict[str, Any], list[Gap]]:
     """The whole report (without stage timings and RSS, which the shell adds) and its gaps."""
     sections = inp.book.to_report_sections()
     local = inp.inventory.to_report_section()
-    reader = _Reader(inp.results, inp.load_payload)
-    perf = sections["ticker_performance"]
-    market, market_share = market_context(inp, reader)
-    tickers, ticker_share = ticker_data(inp, reader, perf)
-
-    gaps = [Gap.from_planned(g) for g in inp.plan.gaps]
-    gaps.extend(inp.fetch_gaps)
-    gaps.extend(reader.gaps)
-    gaps.extend(unexplained_gaps(inp, tickers, gaps))
-    gaps = dedupe_gaps(gaps)
+    filled = fill_slots(inp)
+    gaps = dedupe_gaps([*filled.gaps, *inp.run_gaps])
 
     cov = local["fundamental_analysis"].get("coverage", {})
     with_analysis = cov.get("with_analysis", 0)
@@ -433,8 +391,8 @@ def assemble_report(inp: AssembleInputs) -> tuple[dict[str, Any], list[Gap]]:
     components = {
         "trade_quality": inp.book.overall_confidence,
         "local_coverage": max(0.0, (with_analysis - 0.5 * stale_count) / total),
-        "ticker_data": ticker_share,
-        "market_context": market_share,
+        "ticker_data": filled.ticker_share,
+        "market_context": filled.market_share,
     }
     score = confidence(components)
     fault_gaps = sum(1 for g in gaps if g.is_fault)
@@ -466,8 +424,8 @@ def assemble_report(inp: AssembleInputs) -> tuple[dict[str, Any], list[Gap]]:
             )
         },
         "local_data_integration": {**local, "cache_inventory": dict(inp.cache_inventory)},
-        "market_context": market,
-        "ticker_data": tickers,
+        "market_context": filled.market,
+        "ticker_data": filled.tickers,
         "service_usage": {k: dict(v) for k, v in inp.usage.items()},
         "gaps": [g.to_json() for g in gaps],
         "next_phase_inputs": next_phase_inputs(
@@ -481,7 +439,3 @@ def assemble_report(inp: AssembleInputs) -> tuple[dict[str, Any], list[Gap]]:
         ),
     }
     return report, gaps
-
-
-def iso(value: date | datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None

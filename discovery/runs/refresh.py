@@ -5,8 +5,9 @@ plan and that is missing or expires within the horizon — market context and op
 first, then the most recently traded tickers — never spending more than the per-service nightly
 budget (default: half of each daily quota, so the day keeps the rest).
 
-Each service drains its own lane of work at its own pace (a slow service never holds back a fast
-one), and SEC filings start as soon as the CIK map is in hand.
+The fetching is the one fetch engine's (discovery/fetch/engine.py) in its `fresh` mode: the
+same lanes per service, fallback chain and CIK phase two as `discover`. What is refresh's own:
+the horizon coverage, the budgets, the priority order and the resumable cycle.
 
 Resumable: the cycle's start time and each service's quota count at that moment are kept in
 `state/refresh_cycle.json` until the cycle finishes. A refresh restarted within
@@ -17,7 +18,7 @@ remainder and never spends the budget twice.
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -26,36 +27,33 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cache import open_cache
 from cache.atomic import atomic_write_json
 from cache.backend import ReadState
 from discovery.errors import storage_sentence
+from discovery.fetch.access import availability_lookup, open_hub
+from discovery.fetch.ceilings import peak_rss_mb
+from discovery.fetch.engine import Fetched, FetchEngine, PhaseTwo
 from discovery.ingest.portfolios import list_portfolios, resolve_portfolio
 from discovery.ingest.trades import TradeBook, ingest
 from discovery.local.inventory import build_inventory
+from discovery.plan.needs import CIK_MAP, Need
+from discovery.plan.outcomes import Failed, Got
 from discovery.plan.planner import (
     Coverage,
+    CoverageLookup,
     FetchPlan,
     PlannedFetch,
-    build_filings_plan,
-    build_plan,
+    plan_needs,
 )
-from discovery.runs.discover import (
-    availability_lookup,
-    cached_cik_map,
-    new_run_id,
-    open_tickers,
-)
+from discovery.runs.discover import book_needs, new_run_id, open_tickers, payload_from_cache
+from discovery.runs.record import check_writable, record_run
 from discovery.settings import Settings
-from discovery.upstream import Upstream, service_configs
-from services import sec_edgar
-from services.errors import ServiceError
+from discovery.upstream import Target
 from services.hub import ServiceHub
-from services.registry import SPECS
+from services.registry import SERVICE_NAMES
 from services.spec import ServiceRequest
 
 Clock = Callable[[], datetime]
-CoverageLookup = Callable[[ServiceRequest], Coverage]
 CYCLE_FILE = "refresh_cycle.json"
 # A restart later than this begins a new cycle: nightly runs are ~24 h apart, so yesterday's
 # unfinished cycle must never make today's refresh skip entries fetched yesterday.
@@ -83,6 +81,11 @@ class RefreshResult:
     duration_ms: float = 0.0
     resumed_from: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)
+    report_path: Path | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 3 if self.failed else 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -144,10 +147,9 @@ def by_priority(tickers: Sequence[str], ranks: Mapping[str, tuple[int, int]]) ->
 
 def item_rank(item: PlannedFetch, ranks: Mapping[str, tuple[int, int]]) -> tuple[int, int]:
     """Market context (anything not about a traded ticker) first, then by the ticker's rank."""
-    subject = item.request.subjects[0] if item.request.subjects else None
-    if subject is None or subject not in ranks:
+    if item.ticker is None or item.ticker not in ranks:
         return MARKET_RANK
-    return ranks[subject]
+    return ranks[item.ticker]
 
 
 class Budget:
@@ -164,19 +166,6 @@ class Budget:
             return False
         self.remaining[service] = left - 1
         return True
-
-
-def allot(
-    items: Sequence[PlannedFetch], budget: Budget, result: RefreshResult
-) -> list[PlannedFetch]:
-    """Keep, in order, the items the budget pays for; list the rest as skipped."""
-    kept: list[PlannedFetch] = []
-    for item in items:
-        if budget.take(item.service):
-            kept.append(item)
-        else:
-            result.skipped_budget.append(_label(item.request))
-    return kept
 
 
 def _label(req: ServiceRequest) -> dict[str, Any]:
@@ -198,12 +187,90 @@ class Cycle:
     quota_at_start: dict[str, int]
 
 
+def prioritised(plan: FetchPlan, ranks: Mapping[str, tuple[int, int]]) -> FetchPlan:
+    """The plan's fetches in refresh order: the CIK map first (filings wait on it), then market
+    context, then tickers by priority (the engine's lanes keep this order)."""
+    cik_keys = {s.key for n in plan.needs if n.id == CIK_MAP for s in n.sources}
+    order = sorted(plan.fetches, key=lambda i: (i.key not in cik_keys, item_rank(i, ranks)))
+    return dataclasses.replace(plan, fetches=tuple(order))
+
+
+class _Tally:
+    """Refresh's own accounting around the engine: the budget it admits requests by, what the
+    cache already covers, what was not planned and why."""
+
+    def __init__(self, result: RefreshResult, budget: Budget, coverage: CoverageLookup) -> None:
+        self.result = result
+        self.budget = budget
+        self.coverage = coverage
+        self.fresh_keys: set[str] = set()
+        self.not_planned: set[tuple[str | None, str | None, str, str]] = set()
+        self.covered_items: set[str] = set()
+
+    def plan(self, plan: FetchPlan) -> None:
+        for c in plan.covered:
+            if c.by == "cache":
+                self.fresh_keys.add(c.request.cache_key() if c.request else c.subject)
+        for g in plan.gaps:
+            self.not_planned.add((g.ticker, g.service, g.dataset, g.reason))
+
+    def admit(self, item: PlannedFetch, request: ServiceRequest, fallback: bool) -> bool:
+        """Renew a fallback only when it is due (else it stands in as it is) and every request
+        only while its service's budget lasts."""
+        if fallback and self.coverage(request) in ("fresh", "negative"):
+            self.result.skipped_fresh += 1
+            self.covered_items.add(item.key)
+            return False
+        if self.budget.take(request.service):
+            return True
+        self.result.skipped_budget.append(_label(request))
+        return False
+
+    def finish(
+        self,
+        deferred_left: Sequence[Need],
+        fetched: Fetched,
+        uncached: Callable[[ServiceRequest], bool] = lambda _: False,
+    ) -> None:
+        """Tally the outcomes; an answer the disk refused to cache renewed nothing (`disk_full`)."""
+        result = self.result
+        result.skipped_fresh += len(self.fresh_keys)
+        for need in deferred_left:
+            self.not_planned.add((need.ticker, "sec_edgar", "filings", "cik_map_unavailable"))
+        result.not_planned.extend(
+            {"ticker": t, "service": s, "dataset": d, "reason": r}
+            for t, s, d, r in sorted(self.not_planned, key=str)
+        )
+        for item in fetched.scheduled:
+            keys = [r.cache_key() for r in item.chain]
+            for req, key in zip(item.chain, keys, strict=True):
+                outcome = fetched.outcomes.get(key)
+                if isinstance(outcome, Got) and outcome.result.origin != "cache":
+                    if uncached(req):
+                        result.failed.append({**_label(req), "reason": "disk_full"})
+                    else:
+                        result.refreshed.append({**_label(req), "status": outcome.result.status})
+            if item.key in self.covered_items:
+                continue
+            if any(isinstance(fetched.outcomes.get(k), Got) for k in keys):
+                continue
+            failure = next(
+                (
+                    (req, o)
+                    for req, k in zip(item.chain, keys, strict=True)
+                    if isinstance(o := fetched.outcomes.get(k), Failed)
+                ),
+                None,
+            )
+            if failure is not None:
+                result.failed.append({**_label(failure[0]), "reason": failure[1].reason})
+
+
 async def refresh_async(
     settings: Settings,
     portfolios: Sequence[str],
     *,
-    upstream: Upstream,
-    sandbox_url: str | None,
+    target: Target,
     horizon: timedelta,
     budgets: Mapping[str, int | None] | None = None,
     benchmark: str = "SPY",
@@ -214,28 +281,15 @@ async def refresh_async(
     layout = settings.layout
     books = load_books(settings, portfolios)
     cycle_path = layout.state_dir / CYCLE_FILE
-    configs = service_configs(settings, upstream, sandbox_url)
-    quotas = {
-        name: (cfg.daily_quota if cfg.daily_quota is not None else SPECS[name].daily_quota)
-        for name, cfg in configs.items()
-    }
-    budget = dict(default_budgets(quotas))
-    budget.update(budgets or {})
-    result = RefreshResult(new_run_id(started), [n for n, _ in books], budget=budget)
-    cache = open_cache(
-        layout.cache_dir, size_limit_bytes=settings.cache_size_limit_mb << 20, clock=clock
-    )
-    offline = upstream == "offline"
-    hub = ServiceHub(
-        configs,
-        cache,
-        layout.state_dir,
-        max_concurrency=settings.max_concurrency,
-        offline=offline,
-        clock=clock,
-    )
-    try:
-        used_now = {name: hub.status(name).quota_used_today for name in configs}
+    offline = target.offline
+    today = started.date()
+    with open_hub(settings, target, clock=clock) as hub:
+        names = SERVICE_NAMES
+        quotas = {name: hub.status(name).daily_quota for name in names}
+        budget = dict(default_budgets(quotas))
+        budget.update(budgets or {})
+        result = RefreshResult(new_run_id(started), [n for n, _ in books], budget=budget)
+        used_now = {name: hub.status(name).quota_used_today for name in names}
         cycle = _load_cycle(cycle_path, started, used_now)
         result.resumed_from = cycle.resumed_from
         if cycle.resumed_from is not None:
@@ -246,188 +300,69 @@ async def refresh_async(
             n: (None if b is None else max(0, b - result.spent_before_resume.get(n, 0)))
             for n, b in budget.items()
         }
-        if not offline:
+        if not offline:  # a refresh whose results could not be kept is not started
+            check_writable(refresh_report_path(layout.refresh_reports_dir, today, result.run_id))
             try:
                 atomic_write_json(
                     cycle_path,
                     {"started_at": cycle.start.isoformat(), "quota_at_start": cycle.quota_at_start},
                 )
-            except OSError as exc:  # a refresh that could not be cached is not started
+            except OSError as exc:
                 raise storage_sentence(cycle_path, exc, "the refresh cycle") or exc from None
         coverage = horizon_coverage(hub, started, horizon, cycle.start)
         avail = availability_lookup(hub)
-        today = started.date()
+
+        def planner(needs: Sequence[Need]) -> FetchPlan:
+            return plan_needs(needs, coverage=coverage, availability=avail)
+
         ranks = ticker_ranks([b for _, b in books])
-        cik_map = cached_cik_map(hub)
-        plans: list[FetchPlan] = []
+        needs: list[Need] = []
         for _name, book in books:
             inv = build_inventory(
                 layout, book.ticker_symbols, today=today, max_age_days=settings.max_local_age_days
             )
-            plans.append(
-                build_plan(
-                    tickers=by_priority(book.ticker_symbols, ranks),
-                    open_tickers=open_tickers(book),
-                    first_entry=book.summary.first_entry_date,
-                    today=today,
-                    locally_covered=inv.fresh_files(),
-                    cik_map=cik_map,
-                    coverage=coverage,
-                    availability=avail,
-                    benchmark=benchmark,
-                )
-            )
-        _tally_plans(plans, result)
-        queue = _merged_queue(plans, ranks)
-        pending = by_priority(sorted({t for p in plans for t in p.filings_pending}), ranks)
-        runner = _Runner(hub, result, coverage, Budget(remaining))
+            order = by_priority(book.ticker_symbols, ranks)
+            needs.extend(book_needs(book, inv, today, benchmark=benchmark, order=order))
+        plan = prioritised(planner(needs), ranks)
+        tally = _Tally(result, Budget(remaining), coverage)
+        tally.plan(plan)
+
+        def planner2(concrete: Sequence[Need]) -> FetchPlan:
+            second = prioritised(planner(concrete), ranks)
+            tally.plan(second)
+            return second
+
+        engine = FetchEngine(hub, mode="fresh", admit=tally.admit)
+        phase_two = PhaseTwo.of(plan, planner2, lambda res: payload_from_cache(hub, res))
         async with hub:
-            await runner.execute(allot(queue, runner.budget, result), pending, ranks, avail)
+            fetched = await engine.run(plan, phase_two)
             result.usage = hub.usage()
+        left = [n for n in fetched.needs(plan) if n.deferred is not None]
+        tally.finish(left, fetched, hub.uncached)
         result.budget_used = {
             n: int(u["network_requests"]) for n, u in result.usage.items() if u["network_requests"]
         }
         if not result.failed and not offline:
             cycle_path.unlink(missing_ok=True)
-    finally:
-        cache.close()
     result.duration_ms = (time.perf_counter() - t0) * 1000.0
-    return result
-
-
-def _tally_plans(plans: Sequence[FetchPlan], result: RefreshResult) -> None:
-    """Count cache-covered entries once each; list what could not be planned and why."""
-    fresh: set[str] = set()
-    gaps: set[tuple[str | None, str | None, str, str]] = set()
-    for plan in plans:
-        for c in plan.covered:
-            if c.by == "cache":
-                fresh.add(c.request.cache_key() if c.request else f"{c.subject}/{c.dataset}")
-        for g in plan.gaps:
-            gaps.add((g.ticker, g.service, g.dataset, g.reason))
-    result.skipped_fresh += len(fresh)
-    result.not_planned.extend(
-        {"ticker": t, "service": s, "dataset": d, "reason": r}
-        for t, s, d, r in sorted(gaps, key=str)
+    path = refresh_report_path(layout.refresh_reports_dir, started.date(), result.run_id)
+    result.report_path = path
+    record_run(
+        layout.state_dir,
+        path,
+        result.to_json(),
+        run_id=result.run_id,
+        kind="refresh",
+        portfolio=",".join(result.portfolios)[:200] or None,
+        started_at=started,
+        duration_ms=result.duration_ms,
+        usage=result.usage,
+        gaps=len(result.failed) + len(result.skipped_budget),
+        peak_rss_mb=peak_rss_mb(),
+        exit_code=result.exit_code,
+        upstream=target.label,
     )
-
-
-def _merged_queue(
-    plans: Sequence[FetchPlan], ranks: Mapping[str, tuple[int, int]]
-) -> list[PlannedFetch]:
-    """Every plan's fetches once, market context first (the CIK map leading: filings wait on
-    it), then tickers by priority."""
-    seen: set[str] = set()
-    queue: list[PlannedFetch] = []
-    for plan in plans:
-        for item in plan.fetches:
-            if item.key not in seen:
-                seen.add(item.key)
-                queue.append(item)
-    cik_key = sec_edgar.company_tickers_request().cache_key()
-    return sorted(queue, key=lambda i: (i.key != cik_key, item_rank(i, ranks)))
-
-
-class _Runner:
-    """Drains one lane per service; feeds SEC filings once the CIK map is fetched."""
-
-    def __init__(
-        self, hub: ServiceHub, result: RefreshResult, coverage: CoverageLookup, budget: Budget
-    ) -> None:
-        self.hub = hub
-        self.result = result
-        self.coverage = coverage
-        self.budget = budget
-        self.cik_key = sec_edgar.company_tickers_request().cache_key()
-        self.cik_done = asyncio.Event()
-
-    async def execute(
-        self,
-        queue: Sequence[PlannedFetch],
-        pending: Sequence[str],
-        ranks: Mapping[str, tuple[int, int]],
-        avail: Callable[[str], Any],
-    ) -> None:
-        lanes: dict[str, asyncio.Queue[PlannedFetch | None]] = {s: asyncio.Queue() for s in SPECS}
-        for item in queue:
-            self.hub.add_planned(item.service, 1)
-            lanes[item.service].put_nowait(item)
-        widths = {s: max(1, self.hub.status(s).max_connections) + 1 for s in SPECS}
-        workers = [
-            asyncio.create_task(self._worker(lanes[s])) for s in SPECS for _ in range(widths[s])
-        ]
-        feeder = "sec_edgar"
-        for s in SPECS:
-            if s != feeder:
-                for _ in range(widths[s]):
-                    lanes[s].put_nowait(None)
-        try:
-            if pending:
-                if any(i.key == self.cik_key for i in queue):
-                    await self.cik_done.wait()
-                cik_map = cached_cik_map(self.hub)
-                if cik_map is None:
-                    self.result.not_planned.extend(
-                        {
-                            "ticker": t,
-                            "service": feeder,
-                            "dataset": "filings",
-                            "reason": "cik_map_unavailable",
-                        }
-                        for t in pending
-                    )
-                else:
-                    phase2 = build_filings_plan(
-                        pending, cik_map, coverage=self.coverage, availability=avail
-                    )
-                    _tally_plans([phase2], self.result)
-                    for item in allot(phase2.fetches, self.budget, self.result):
-                        self.hub.add_planned(item.service, 1)
-                        lanes[item.service].put_nowait(item)
-        finally:
-            for _ in range(widths[feeder]):
-                lanes[feeder].put_nowait(None)
-            await asyncio.gather(*workers)
-
-    async def _worker(self, lane: asyncio.Queue[PlannedFetch | None]) -> None:
-        while (item := await lane.get()) is not None:
-            try:
-                await self._one(item)
-            finally:
-                if item.key == self.cik_key:
-                    self.cik_done.set()
-
-    async def _one(self, item: PlannedFetch) -> None:
-        """Renew the entry; when the primary says "unknown" or fails, renew its fallback too
-        (exactly what discover would then read), if the fallback is due and the budget allows.
-        A failure is reported only when nothing stood in for it."""
-        failure: dict[str, Any] | None = None
-        for req in (item.request, item.fallback):
-            if req is None:
-                break
-            if req is item.fallback:
-                if self.coverage(req) in ("fresh", "negative"):
-                    self.result.skipped_fresh += 1
-                    failure = None
-                    break
-                if not self.budget.take(req.service):
-                    self.result.skipped_budget.append(_label(req))
-                    break
-                self.hub.add_planned(req.service, 1)
-            try:
-                res = await self.hub.fetch_fresh(req)
-            except ServiceError as exc:
-                failure = failure or {**_label(req), "reason": exc.reason}
-                continue
-            if self.hub.uncached(req):  # fetched, but the disk refused it: nothing was renewed
-                failure = failure or {**_label(req), "reason": "disk_full"}
-                break
-            self.result.refreshed.append({**_label(req), "status": res.status})
-            failure = None
-            if res.status == "ok":
-                break
-        if failure is not None:
-            self.result.failed.append(failure)
+    return result
 
 
 def _load_cycle(path: Path, now: datetime, used_now: Mapping[str, int]) -> Cycle:

@@ -1,7 +1,8 @@
 """The sandbox: a loopback simulator of the seven upstream services.
 
-It stands apart from the product — nothing here imports `discovery`, `cache` or another
-`services` module, and only the CLI imports it. Start it embedded with `SandboxServer` (tests,
+It stands apart from the product — nothing here imports `discovery` or `cache`, and of
+`services` it takes only the registry's list of names (which services it must simulate) — and
+only the CLI imports it. Start it embedded with `SandboxServer` (tests,
 `--sandbox`) or in the foreground with `serve_forever` (`tradescout sandbox`); point the product
 at `{url}/{service}`.
 

@@ -2,9 +2,10 @@
 `/_sandbox/…` (stats, reset, faults).
 
 Per request to a simulated service, in this order: count it, add the configured latency, inject
-a fault if one is due, enforce the service's limits, then answer from the pure endpoint (encoded
-replies are cached: the same call in the same hour is the same bytes). Every response carries
-`X-Tradescout-Synthetic: true`.
+a fault if one is due, apply the service's defences (defences.py: Yahoo's session and bot check,
+SEC's identity and rate block, plan and key refusals), enforce the service's limits, then answer
+from the pure endpoint (encoded replies are cached: the same call in the same hour is the same
+bytes). Every response carries `X-Tradescout-Synthetic: true`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from services.sandbox import hostile
+from services.sandbox.defences import Defences
 from services.sandbox.faults import FaultBook, FaultSpec, FaultSpecError, Mode, parse_fault_spec
+from services.sandbox.hostile import HostileConfig
 from services.sandbox.limits import Limits, Window
 from services.sandbox.reply import SYNTHETIC_HEADER, Call, Reply, encode, json_reply, text_reply
 from services.sandbox.upstreams import SERVICE_NAMES, UPSTREAMS
@@ -42,13 +46,18 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
+SESSION_PATHS = frozenset({"", "v1/test/getcrumb"})  # Yahoo's cookie and crumb endpoints
+
+
 @dataclass
 class ServiceStats:
-    requests: int = 0  # every request received for the service
+    requests: int = 0  # every data request received for the service
+    session: int = 0  # Yahoo's session requests (cookie, crumb): not data, counted apart
     served: int = 0  # answered by the simulated service (any status but 429/faults)
     rate_limited: int = 0  # 429s
     throttled: int = 0  # Alpha Vantage Note/Information bodies
     faulted: int = 0  # injected faults
+    refused: int = 0  # answered by a defence (bot, identity, rate block, plan, key)
 
 
 class ReplyCache:
@@ -88,8 +97,12 @@ class SandboxState:
         limits: Limits,
         timeout_s: float,
         slow_ms: float,
+        defences: Defences | None = None,
+        hostile: HostileConfig | None = None,
     ) -> None:
         self.clock = clock
+        self.defences = defences or Defences()
+        self.hostile = hostile or HostileConfig()
         self.latency_ms = latency_ms
         self.enforce_limits = enforce_limits
         self.limits = limits
@@ -106,6 +119,7 @@ class SandboxState:
         self.stats = {name: ServiceStats() for name in SERVICE_NAMES}
         self.limits.reset()
         self.faults.clear()
+        self.defences.reset()
 
     def release_hangs(self) -> None:
         """Thread-safe: wake every request held by a `timeout` fault (used on shutdown)."""
@@ -150,7 +164,10 @@ class UpstreamEndpoint:
             await send_reply(send, json_reply({"error": message}, 404))
             return
         stats = state.stats[service]
-        stats.requests += 1
+        if service == "yahoo_finance" and params.get("rest", "") in SESSION_PATHS:
+            stats.session += 1
+        else:
+            stats.requests += 1
         head = scope["method"] == "HEAD"
         if state.latency_ms > 0:
             await asyncio.sleep(state.latency_ms * (1 + 0.1 * state.jitter.random()) / 1000)
@@ -174,8 +191,20 @@ class UpstreamEndpoint:
             reply = text_reply("Method Not Allowed", 405)
             await send_reply(send, Reply(405, reply.body, reply.content_type, (("allow", "GET"),)))
             return
+        defended = state.defences.refuse(service, call)
+        if defended is not None:
+            session = service == "yahoo_finance" and params.get("rest", "") in SESSION_PATHS
+            if not (session and defended.status in (200, 404)):  # not a cookie or a crumb
+                stats.refused += 1
+            await send_reply(send, defended, head=head)
+            return
         if state.enforce_limits:
             admission = state.limits.admit(service, now.date())
+            sec_block = service == "sec_edgar" and state.defences.enabled
+            if admission.verdict == "rate_limited" and sec_block:  # SEC blocks instead of 429
+                stats.refused += 1
+                await send_reply(send, state.defences.sec_over_threshold(), head=head)
+                return
             if admission.verdict == "rate_limited":
                 stats.rate_limited += 1
                 base = upstream.too_many_requests(admission.retry_after)
@@ -230,6 +259,36 @@ class UpstreamEndpoint:
         elif mode == "drop":
             reply = self.answer(scope["path_params"]["service"], call)
             await self._drop(reply, scope, send)
+        else:
+            await self._hostile(mode, call, scope, receive, send)
+
+    async def _hostile(
+        self, mode: Mode, call: Call, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        config = self.state.hostile
+        service = scope["path_params"]["service"]
+        if mode == "consent":
+            await hostile.redirect(send, hostile.CONSENT_URL)
+        elif mode == "redirect_loop":
+            raw_hop = call.params.get("hop", "")
+            hop = int(raw_hop) + 1 if raw_hop.isdigit() and len(raw_hop) < 9 else 1
+            await hostile.redirect(send, f"{scope['path']}?hop={hop}")
+        elif mode == "redirect_offsite":
+            query = scope["query_string"].decode("latin-1")
+            target = f"{config.offsite_url.rstrip('/')}{scope['path']}"
+            await hostile.redirect(send, f"{target}?{query}" if query else target)
+        elif mode == "huge":
+            await hostile.huge(send, config.huge_bytes)
+        elif mode == "bomb":
+            await hostile.bomb(send, config.bomb_bytes)
+        elif mode == "trickle":
+            await hostile.trickle(
+                send, receive, config.trickle_interval_s, config.trickle_max_s, self.state.released
+            )
+        elif mode == "deep":
+            await hostile.deep(send)
+        elif mode == "nonfinite":
+            await send_reply(send, hostile.nonfinite(self.answer(service, call)))
 
     async def _hang(self, receive: Receive) -> str:
         """Hold the request for `timeout_s`: "elapsed", "client_left" or "released" (stopping)."""
@@ -347,10 +406,14 @@ def create_app(
     timeout_s: float = 30.0,
     slow_ms: float = 2000.0,
     monotonic: Callable[[], float] = time.monotonic,
+    defences: bool = True,
+    sec_block_seconds: float = 600.0,
+    hostile_config: HostileConfig | None = None,
 ) -> SandboxApp:
     """The sandbox app. `clock` (aware UTC datetimes) decides "today"; `enforce_limits=False`
     turns off every rate window and quota (benchmarks); `rate_limits`/`daily_quotas` replace the
-    real services' figures (tests)."""
+    real services' figures (tests); `defences=False` drops every defence but Yahoo's session
+    endpoints (experiments); `sec_block_seconds` is how long SEC's rate block lasts."""
     state = SandboxState(
         clock=clock or system_clock,
         latency_ms=latency_ms,
@@ -359,6 +422,10 @@ def create_app(
         limits=Limits(rate_limits, daily_quotas, monotonic),
         timeout_s=timeout_s,
         slow_ms=slow_ms,
+        defences=Defences(
+            enabled=defences, sec_block_seconds=sec_block_seconds, monotonic=monotonic
+        ),
+        hostile=hostile_config,
     )
     endpoint = UpstreamEndpoint(state)
 

@@ -9,6 +9,13 @@ Modes: `down` (every hit answered 503 at once: a closed port cannot be simulated
 shared listener), `error` (HTTP 500), `timeout` (the request hangs past any sane client timeout),
 `malformed` (HTTP 200 with truncated JSON), `drop` (headers and half the body, then the connection
 is cut), `slow` (extra latency, then the normal answer).
+
+Hostile modes (what a malicious or broken upstream does): `consent` (302 to Yahoo's consent page),
+`huge` (an endless-looking JSON body, chunked, `huge_bytes` long), `bomb` (a gzip body that
+inflates to `bomb_bytes`), `trickle` (headers, then one byte of body every `trickle_interval_s`),
+`redirect_loop` (302 to itself, forever), `redirect_offsite` (302 to `offsite_url`, another
+origin, with the request's own query — credentials included — appended), `deep` (JSON nested
+100,000 levels), `nonfinite` (the normal answer with its numbers turned into NaN/Infinity).
 """
 
 from __future__ import annotations
@@ -16,10 +23,25 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal, cast, get_args
 
-Mode = Literal["down", "error", "timeout", "malformed", "drop", "slow"]
-MODES: tuple[Mode, ...] = ("down", "error", "timeout", "malformed", "drop", "slow")
+Mode = Literal[
+    "down",
+    "error",
+    "timeout",
+    "malformed",
+    "drop",
+    "slow",
+    "consent",
+    "huge",
+    "bomb",
+    "trickle",
+    "redirect_loop",
+    "redirect_offsite",
+    "deep",
+    "nonfinite",
+]
+MODES: tuple[Mode, ...] = get_args(Mode)
 ENV_VAR = "TRADESCOUT_SANDBOX_FAULTS"
 
 

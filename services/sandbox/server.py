@@ -21,7 +21,9 @@ from types import TracebackType
 import uvicorn
 
 from services.sandbox.app import Clock, SandboxApp, create_app
+from services.sandbox.defences import defences_from_env
 from services.sandbox.faults import ENV_VAR, FaultSpec, parse_fault_list
+from services.sandbox.hostile import HostileConfig
 from services.sandbox.limits import Window
 from services.sandbox.upstreams import SERVICE_NAMES
 
@@ -53,7 +55,8 @@ def _config(app: SandboxApp, host: str, port: int | None = None, **extra: object
 class SandboxServer:
     """The sandbox on 127.0.0.1:free-port in a background thread; use as a context manager.
 
-    `faults=None` reads `TRADESCOUT_SANDBOX_FAULTS`; pass `()` for none.
+    `faults=None` reads `TRADESCOUT_SANDBOX_FAULTS`; pass `()` for none. `defences=None` reads
+    `TRADESCOUT_SANDBOX_DEFENCES` (on unless "off").
     """
 
     def __init__(
@@ -69,6 +72,9 @@ class SandboxServer:
         slow_ms: float = 2000.0,
         monotonic: Callable[[], float] = time.monotonic,
         host: str = LOOPBACK,
+        defences: bool | None = None,
+        sec_block_seconds: float = 600.0,
+        hostile: HostileConfig | None = None,
     ) -> None:
         self.app = create_app(
             clock=clock,
@@ -80,6 +86,9 @@ class SandboxServer:
             timeout_s=timeout_s,
             slow_ms=slow_ms,
             monotonic=monotonic,
+            defences=defences_from_env() if defences is None else defences,
+            sec_block_seconds=sec_block_seconds,
+            hostile_config=hostile,
         )
         self.host = host
         self.port = 0
@@ -152,6 +161,7 @@ def serve_forever(
     faults: Iterable[FaultSpec] = (),
     clock: Clock | None = None,
     enforce_limits: bool = True,
+    defences: bool | None = None,
 ) -> None:
     """Serve in the foreground until SIGINT/SIGTERM, then return normally.
 
@@ -161,7 +171,11 @@ def serve_forever(
     """
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     app = create_app(
-        clock=clock, latency_ms=latency_ms, faults=faults, enforce_limits=enforce_limits
+        clock=clock,
+        latency_ms=latency_ms,
+        faults=faults,
+        enforce_limits=enforce_limits,
+        defences=defences_from_env() if defences is None else defences,
     )
     server = uvicorn.Server(_config(app, host, port))
     if threading.current_thread() is not threading.main_thread():

@@ -21,6 +21,7 @@ from discovery.report.schema import validate_report
 from discovery.report.summary import SUMMARY_LIMIT
 from discovery.runs.discover import DiscoverOptions, discover_async
 from discovery.settings import load_settings
+from discovery.upstream import Target
 from services.sandbox.faults import parse_fault_spec
 from services.sandbox.limits import Window
 from services.sandbox.portfolios import synthetic_tickers, write_trades_csv
@@ -77,10 +78,9 @@ async def run_inprocess(
     root: Path, url: str | None, config: Path | None, **options: Any
 ) -> tuple[int, dict[str, Any] | None]:
     settings = load_settings(config=config, data_root=root)
-    upstream = options.pop("upstream", "sandbox" if url else "offline")
+    target = Target("sandbox", url) if url else Target(offline=True)
     outcome = await discover_async(
-        settings,
-        DiscoverOptions(portfolio="small", upstream=upstream, sandbox_url=url, **options),
+        settings, DiscoverOptions(portfolio="small", target=target, **options)
     )
     if outcome.report is not None:
         validate_report(outcome.report)

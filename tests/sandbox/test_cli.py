@@ -82,6 +82,7 @@ def test_serves_and_stops_cleanly(sig: signal.Signals) -> None:
         (["--fault", "nasdaq=down"], "unknown service"),
         (["--fault", "fmp"], "SERVICE=MODE"),
         (["--host", "0.0.0.0"], "--allow-remote"),
+        (["--defences", "maybe"], "neither on nor off"),
     ],
 )
 def test_bad_flags_exit_2_with_one_sentence(args: list[str], needle: str) -> None:
@@ -107,3 +108,20 @@ def test_port_in_use_exits_2() -> None:
         proc = run_cli("--port", str(busy.getsockname()[1]))
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 2 and "already in use" in err
+
+
+def test_defences_off_flag() -> None:
+    port = free_port()
+    proc = run_cli("--port", str(port), "--defences", "off")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc)
+        plain = {"User-Agent": "tradescout/0.1"}
+        chart = httpx.get(url + "/yahoo_finance/v8/finance/chart/AAPL?range=5d", headers=plain)
+        assert chart.status_code == 200  # no browser check, no session needed
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "defences: off" in out

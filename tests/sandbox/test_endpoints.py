@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from services.sandbox import SandboxServer, coin_ids, crypto_pairs, equity_symbols
+from tests.conftest import YahooBrowser
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,7 @@ def sandbox() -> Iterator[SandboxServer]:
 
 @pytest.fixture(scope="module")
 def client(sandbox: SandboxServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sandbox.url, headers=UA, timeout=10) as c:
+    with httpx.Client(auth=YahooBrowser(), base_url=sandbox.url, headers=UA, timeout=10) as c:
         yield c
 
 
@@ -162,7 +163,7 @@ def test_deterministic_across_servers(client: httpx.Client) -> None:
     first = [client.get(p).content for p in paths]
     with (
         SandboxServer(clock=fixed_clock, faults=(), enforce_limits=False) as other,
-        httpx.Client(base_url=other.url, headers=UA) as c2,
+        httpx.Client(auth=YahooBrowser(), base_url=other.url, headers=UA) as c2,
     ):
         second = [c2.get(p).content for p in paths]
     assert first == second

@@ -11,6 +11,7 @@ import pytest
 
 from services.sandbox import SandboxServer
 from services.sandbox.limits import Limits, Window
+from tests.conftest import YahooBrowser
 
 pytestmark = pytest.mark.integration
 UA = {"User-Agent": "tradescout-sandbox sandbox@example.invalid"}
@@ -35,7 +36,7 @@ def client(mono: FakeMonotonic) -> Iterator[httpx.Client]:
     clock = lambda: datetime(2026, 11, 20, 15, tzinfo=UTC)  # noqa: E731
     with (
         SandboxServer(faults=(), clock=clock, monotonic=mono) as server,
-        httpx.Client(base_url=server.url, headers=UA) as c,
+        httpx.Client(auth=YahooBrowser(), base_url=server.url, headers=UA) as c,
     ):
         yield c
 
@@ -73,7 +74,6 @@ def test_paced_client_never_sees_429(client: httpx.Client, mono: FakeMonotonic) 
     [
         ("yahoo_finance", "/yahoo_finance/v8/finance/chart/AAPL?range=5d", 5),
         ("fmp", "/fmp/stable/profile?symbol=AAPL&apikey=k", 5),
-        ("sec_edgar", "/sec_edgar/files/company_tickers.json", 10),
         ("fred", "/fred/fred/series/observations?series_id=UNRATE&api_key=k&file_type=json", 2),
         ("coingecko", "/coingecko/api/v3/global", 30),
         ("imf", "/imf/external/datamapper/api/v1/NGDP_RPCH/USA", 5),
@@ -91,10 +91,12 @@ def test_burst_gets_429_with_retry_after(
     s = stats(client)[service]
     assert s == {
         "requests": limit + 1,
+        "session": 2 if service == "yahoo_finance" else 0,  # the browser's cookie and crumb
         "served": limit,
         "rate_limited": 1,
         "throttled": 0,
         "faulted": 0,
+        "refused": 0,
     }
     mono.t += 61.0  # every window has passed
     assert client.get(path).status_code == 200
@@ -134,10 +136,12 @@ def test_reset_clears_windows_quotas_and_counters(client: httpx.Client) -> None:
     assert client.post("/_sandbox/reset").json() == {"reset": True}
     assert stats(client)["alpha_vantage"] == {
         "requests": 0,
+        "session": 0,
         "served": 0,
         "rate_limited": 0,
         "throttled": 0,
         "faulted": 0,
+        "refused": 0,
     }
     assert "Symbol" in client.get(AV).json()
 
@@ -145,7 +149,7 @@ def test_reset_clears_windows_quotas_and_counters(client: httpx.Client) -> None:
 def test_limits_can_be_disabled() -> None:
     with (
         SandboxServer(faults=(), enforce_limits=False) as server,
-        httpx.Client(base_url=server.url) as c,
+        httpx.Client(auth=YahooBrowser(), base_url=server.url) as c,
     ):
         codes = {c.get("/imf/external/datamapper/api/v1/LUR/USA").status_code for _ in range(30)}
         assert codes == {200}

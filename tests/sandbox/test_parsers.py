@@ -11,8 +11,10 @@ import httpx
 import pytest
 
 from services import alpha_vantage, coingecko, fmp, fred, imf, sec_edgar, yahoo_finance
+from services.errors import PlanLimited
 from services.sandbox import SandboxServer
-from services.spec import ServiceRequest
+from services.spec import Reply, ServiceRequest
+from tests.conftest import YahooBrowser
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 21, 15, tzinfo=UTC)
@@ -28,6 +30,7 @@ def client() -> Iterator[httpx.Client]:
     with (
         SandboxServer(clock=lambda: NOW, faults=(), enforce_limits=False) as server,
         httpx.Client(
+            auth=YahooBrowser(),
             base_url=server.url,
             headers={"User-Agent": "tradescout-sandbox sandbox@example.invalid"},
         ) as c,
@@ -58,12 +61,20 @@ def test_yahoo_unknown_is_negative(client: httpx.Client) -> None:
 
 @pytest.mark.parametrize(
     ("symbol", "fmp_verdict", "av_verdict"),
-    [("AAPL", "ok", "ok"), ("MQG.AX", "ok", "negative"), ("ZZQQ", "negative", "negative")],
+    [
+        ("AAPL", "ok", "ok"),
+        ("MQG.AX", "plan_limited", "negative"),  # FMP's free plan: US-listed symbols only
+        ("ZZQQ", "negative", "negative"),
+    ],
 )
 def test_profiles(client: httpx.Client, symbol: str, fmp_verdict: str, av_verdict: str) -> None:
     request = fmp.profile_request(symbol)
     status, body = fetch(client, request)
-    assert fmp.classify(request, status, body) == fmp_verdict
+    refusal = fmp.refusal(request, Reply(status, {}, body, ""))
+    if fmp_verdict == "plan_limited":
+        assert isinstance(refusal, PlanLimited) and status == 402
+    else:
+        assert refusal is None and fmp.classify(request, status, body) == fmp_verdict
     if fmp_verdict == "ok":
         profile = fmp.parse_profile(body)
         assert profile is not None and profile.sector

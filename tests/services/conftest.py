@@ -1,4 +1,9 @@
-"""Shared fixtures for the services tests: a fake clock, a recording sleep, a hub factory."""
+"""Shared fixtures for the services tests: a fake clock, a recording sleep, a hub factory.
+
+Two autouse fixtures make pytest-httpx see every request: the browser-impersonating transport
+(curl, which pytest-httpx cannot mock) is replaced by httpx's own, and a valid Yahoo session
+(cookie + crumb) is on disk, so Yahoo's data requests go out without the set-up requests (tests
+of the set-up itself remove the file)."""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
+import orjson
 import pytest
 
 from cache.disk.store import DiskCache
@@ -20,6 +27,8 @@ from tests.conftest import FIXTURES
 PAYLOADS = FIXTURES / "payloads"
 SECRET = "SEKRET123"
 SEC_UA = "Test Runner test@example.invalid"
+CRUMB = "TestCrumb.42"
+YAHOO_SESSION = "yahoo_session.live.json"
 
 
 def payload(name: str) -> Any:
@@ -64,7 +73,7 @@ def fast_configs(**overrides: dict[str, Any]) -> dict[str, ServiceConfig]:
     configs = {}
     for name, spec in SPECS.items():
         values: dict[str, Any] = {"name": name, "rate_per_second": 1000.0}
-        if spec.credential_name:
+        if spec.credentials:
             values["credential"] = SEC_UA if name == "sec_edgar" else SECRET
         values.update(overrides.get(name, {}))
         configs[name] = ServiceConfig(**values)
@@ -77,6 +86,33 @@ HubFactory = Callable[..., Any]
 @pytest.fixture
 def data_root(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+@pytest.fixture(autouse=True)
+def plain_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under pytest-httpx only: tests against the sandbox keep the real browser transport."""
+    if "httpx_mock" in request.fixturenames:
+        monkeypatch.setattr(
+            "services.client.browser_transport", lambda *_a, **_k: httpx.AsyncHTTPTransport()
+        )
+
+
+def write_yahoo_session(state_dir: Path, created: datetime, crumb: str = CRUMB) -> Path:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / YAHOO_SESSION
+    session = {
+        "origin": "https://query1.finance.yahoo.com",
+        "cookies": {"A3": "d=cookie"},
+        "crumb": crumb,
+        "created_at": created.isoformat(),
+    }
+    path.write_bytes(orjson.dumps(session))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def yahoo_session(data_root: Path, clock: FakeClock) -> Path:
+    return write_yahoo_session(data_root / "state", clock.now)
 
 
 @pytest.fixture

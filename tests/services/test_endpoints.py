@@ -12,8 +12,8 @@ from pytest_httpx import HTTPXMock
 
 from services import alpha_vantage, coingecko, fmp, fred, imf, sec_edgar, yahoo_finance
 from services.config import ServiceConfig, sandbox_config, single_base_url
-from services.errors import BadResponse, NotConfigured
-from tests.services.conftest import SEC_UA, SECRET, fast_configs, payload
+from services.errors import BadCredential, BadIdentity, NotConfigured
+from tests.services.conftest import CRUMB, SEC_UA, SECRET, fast_configs, payload
 
 
 def only_request(httpx_mock: HTTPXMock) -> httpx.Request:
@@ -34,7 +34,8 @@ async def test_yahoo_chart_and_unknown_symbol(httpx_mock: HTTPXMock, make_hub: A
         sent = httpx_mock.get_requests()[0]
         assert sent.url.host == "query1.finance.yahoo.com"
         assert sent.url.path == "/v8/finance/chart/ACME"
-        assert dict(sent.url.params) == {"range": "1y", "interval": "1d"}
+        assert dict(sent.url.params) == {"range": "1y", "interval": "1d", "crumb": CRUMB}
+        assert sent.headers["cookie"] == "A3=d=cookie"
 
         unknown = yahoo_finance.chart_request("ZZUNKNOWN")
         neg = await hub.fetch(unknown)
@@ -66,7 +67,7 @@ async def test_fmp_profile_key_in_query_and_empty_list(
 async def test_fmp_bad_key_is_not_retried(httpx_mock: HTTPXMock, make_hub: Any) -> None:
     httpx_mock.add_response(status_code=401, json={"Error Message": "Invalid API KEY."})
     async with make_hub() as hub:
-        with pytest.raises(BadResponse, match="HTTP 401"):
+        with pytest.raises(BadCredential, match="HTTP 401"):
             await hub.fetch(fmp.profile_request("ACME"))
         assert len(httpx_mock.get_requests()) == 1
         assert hub.usage()["fmp"]["retries"] == 0
@@ -142,10 +143,10 @@ async def test_sec_without_user_agent_is_not_configured(
     assert httpx_mock.get_requests() == []
 
 
-async def test_sec_403_is_bad_response(httpx_mock: HTTPXMock, make_hub: Any) -> None:
+async def test_sec_403_undeclared_is_bad_identity(httpx_mock: HTTPXMock, make_hub: Any) -> None:
     httpx_mock.add_response(status_code=403, text="Undeclared Automated Tool")
     async with make_hub() as hub:
-        with pytest.raises(BadResponse, match="403"):
+        with pytest.raises(BadIdentity, match="403"):
             await hub.fetch(sec_edgar.company_tickers_request())
     assert len(httpx_mock.get_requests()) == 1
 
@@ -167,7 +168,7 @@ async def test_fred_observations_unknown_series_and_bad_key(
         }
         neg = await hub.fetch(fred.observations_request("ZZNOSERIES"))
         assert neg.status == "negative"
-        with pytest.raises(BadResponse, match="api_key is not registered") as info:
+        with pytest.raises(BadCredential, match="api_key is not registered") as info:
             await hub.fetch(fred.observations_request("UNRATE"))
         assert SECRET not in str(info.value)
     assert len(httpx_mock.get_requests()) == 3  # the 400s were not retried

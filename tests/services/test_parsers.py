@@ -224,7 +224,7 @@ def test_specs_defaults() -> None:
     assert SPECS["alpha_vantage"].rate_per_second * 60 <= 5
     assert all(spec.rate_burst == 1 for spec in SPECS.values())
     assert SPECS["sec_edgar"].datasets["cik_map"].ttl == timedelta(days=7)
-    assert SPECS["coingecko"].credential_placement == "header"
+    assert {c.placement for c in SPECS["coingecko"].credentials} == {"header"}
 
 
 def test_configs_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -59,10 +59,10 @@ async def test_secret_never_written_logged_or_raised(
     errors: list[ServiceError] = []
     async with make_hub() as hub:
         await hub.fetch(fmp.profile_request("ACME"))
-        requests = [
-            fmp.profile_request("BADKEY"),
+        requests = [  # the refused key last: every later FMP request would fail fast
             fmp.profile_request("MALFORMED"),
             fmp.profile_request("FIVEXX"),
+            fmp.profile_request("BADKEY"),
             fred.observations_request("DGS10"),
             fred.observations_request("UNRATE"),
         ]
@@ -76,10 +76,10 @@ async def test_secret_never_written_logged_or_raised(
         texts = [repr(hub.usage()), repr(hub.status("fmp")), repr(hub.status("coingecko"))]
 
     assert len(errors) == 5
-    assert len(httpx_mock.get_requests()) == 17
+    assert len(httpx_mock.get_requests()) == 15  # a malformed body is asked for twice at most
     assert sorted(type(e).__name__ for e in errors) == [
-        "BadResponse",
-        "BadResponse",
+        "BadCredential",
+        "BadCredential",
         "MalformedBody",
         "TransientFailure",
         "TransientFailure",

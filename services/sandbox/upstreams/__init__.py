@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.registry import SERVICE_NAMES as REGISTERED
 from services.sandbox.upstreams import (
     alpha_vantage,
     coingecko,
@@ -13,7 +14,7 @@ from services.sandbox.upstreams import (
 )
 from services.sandbox.upstreams.base import Upstream
 
-UPSTREAMS: dict[str, Upstream] = {
+_SIMULATED: dict[str, Upstream] = {
     u.name: u
     for u in (
         yahoo_finance.UPSTREAM,
@@ -25,6 +26,9 @@ UPSTREAMS: dict[str, Upstream] = {
         imf.UPSTREAM,
     )
 }
-SERVICE_NAMES: tuple[str, ...] = tuple(UPSTREAMS)
+if set(_SIMULATED) != set(REGISTERED):  # the registry is the list; the sandbox follows it
+    raise ImportError(f"sandbox simulates {sorted(_SIMULATED)}, registry has {list(REGISTERED)}")
+UPSTREAMS: dict[str, Upstream] = {name: _SIMULATED[name] for name in REGISTERED}
+SERVICE_NAMES: tuple[str, ...] = REGISTERED
 
 __all__ = ["SERVICE_NAMES", "UPSTREAMS", "Upstream"]

@@ -3,8 +3,8 @@
 
 The ticker map is a dict keyed "0".."N" (largest companies first) of `{cik_str, ticker, title}`;
 submissions carry columnar `filings.recent` (parallel lists, newest first). Like the real
-service, a request without a declared User-Agent (a name and an e-mail address) is refused with
-403, and an unknown CIK is a 404 from the storage layer.
+service, an unknown CIK is a 404 from the storage layer; its refusals (an undeclared User-Agent,
+the rate-threshold block) are the defences' (services/sandbox/defences.py).
 """
 
 from __future__ import annotations
@@ -19,13 +19,6 @@ from services.sandbox.synthetic import rng_for
 from services.sandbox.universe import Security, universe
 from services.sandbox.upstreams.base import Upstream, route
 
-UNDECLARED = text_reply(
-    "<html><body><h1>Your Request Originates from an Undeclared Automated Tool</h1>"
-    "<p>Declare your traffic by sending a User-Agent with a name and a contact e-mail "
-    "(tradescout sandbox).</p></body></html>",
-    403,
-    "text/html",
-)
 NO_SUCH_KEY = text_reply(
     '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code>'
     "<Message>The specified key does not exist.</Message></Error>",
@@ -48,12 +41,6 @@ _SIC = {
 _EIGHT_K_ITEMS = ("5.02", "7.01,9.01", "8.01,9.01", "5.07", "1.01,9.01")
 
 
-def declared(call: Call) -> bool:
-    """SEC wants a User-Agent naming the caller with an e-mail address ("Name email")."""
-    agent = call.headers.get("user-agent", "").strip()
-    return bool(agent) and "@" in agent
-
-
 @lru_cache(maxsize=1)
 def _ticker_map_bytes() -> bytes:
     u = universe()
@@ -67,8 +54,6 @@ def _ticker_map_bytes() -> bytes:
 
 
 def company_tickers(call: Call) -> Reply:
-    if not declared(call):
-        return UNDECLARED
     return Reply(200, _ticker_map_bytes())
 
 
@@ -185,8 +170,6 @@ def _recent(sec: Security, today: date) -> dict[str, list[Any]]:
 
 
 def submissions(call: Call) -> Reply:
-    if not declared(call):
-        return UNDECLARED
     sec = universe().by_cik(int(call.match["cik"]))
     if sec is None or sec.cik is None:
         return NO_SUCH_KEY

@@ -10,16 +10,23 @@ from typing import Any
 import jsonschema
 import pytest
 
+from discovery.fetch.access import availability_of
 from discovery.ingest.trades import ingest
 from discovery.layout import DataLayout
 from discovery.local.inventory import build_inventory
-from discovery.plan.planner import FetchPlan, PlannedGap
+from discovery.plan.outcomes import Got
+from discovery.plan.planner import plan_needs
 from discovery.report.assemble import AssembleInputs, assemble_report
 from discovery.report.confidence import WEIGHTS, confidence
 from discovery.report.gaps import Gap, dedupe_gaps
 from discovery.report.schema import validate_report
 from discovery.report.summary import SUMMARY_LIMIT, render_summary
+from discovery.runs.discover import book_needs
+from services import alpha_vantage, fmp
+from services.reasons import REASONS
 from services.sandbox.portfolios import write_trades_csv
+from services.spec import FetchResult
+from tests.conftest import SERVICES
 
 TODAY = date(2026, 11, 21)
 
@@ -42,23 +49,26 @@ def test_confidence_formula_by_hand() -> None:
     assert confidence({"trade_quality": 2.0, "local_coverage": -1.0}) == 0.4
 
 
-def test_gap_classification() -> None:
-    assert not Gap("ZZQ", "fmp", "profile", "not_found").is_fault
-    assert not Gap("X", "sec_edgar", "submissions", "not_applicable").is_fault
-    for reason in ("offline", "unavailable", "memory_ceiling", "quota_exhausted", "no_data"):
+def test_gap_classification_and_fix_come_from_the_reason_table() -> None:
+    for reason in ("not_found", "not_applicable", "no_data"):
+        assert not Gap("ZZQ", "fmp", "profile", reason).is_fault, reason
+    for reason in ("offline", "unavailable", "memory_ceiling", "quota_exhausted", "bad_response"):
         assert Gap("AAPL", "fred", "observations", reason).is_fault, reason
+    for reason, entry in REASONS.items():
+        gap = Gap(None, "fred", "observations", reason, subject="FEDFUNDS").to_json()
+        assert gap["fix"] == entry.fix and gap["fix"].endswith("."), reason
+    assert Gap(None, "x", "y", "never_heard_of").is_fault  # unknown reasons are never hidden
 
 
-def test_gap_from_planned_and_dedupe_keeps_market_series_apart() -> None:
-    planned = PlannedGap(None, "fred", "observations", "offline", None, subject="FEDFUNDS")
-    gap = Gap.from_planned(planned)
+def test_dedupe_keeps_market_series_apart() -> None:
+    gap = Gap(None, "fred", "observations", "offline", None, "FEDFUNDS", "indicator")
     assert gap.to_json()["subject"] == "FEDFUNDS"
     gaps = [
         gap,
-        Gap(None, "fred", "observations", "unavailable", None, "DGS10"),
-        Gap(None, "fred", "observations", "unavailable", "again", "FEDFUNDS"),
-        Gap("AAPL", "yahoo_finance", "chart", "offline"),
-        Gap("AAPL", "yahoo_finance", "chart", "no_data"),
+        Gap(None, "fred", "observations", "unavailable", None, "DGS10", "indicator"),
+        Gap(None, "fred", "observations", "unavailable", "again", "FEDFUNDS", "indicator"),
+        Gap("AAPL", "yahoo_finance", "chart", "offline", slot="chart"),
+        Gap("AAPL", "yahoo_finance", "chart", "no_data", slot="chart"),
     ]
     out = dedupe_gaps(gaps)
     assert [(g.about, g.reason) for g in out] == [
@@ -66,6 +76,11 @@ def test_gap_from_planned_and_dedupe_keeps_market_series_apart() -> None:
         ("DGS10", "unavailable"),
         ("AAPL", "offline"),
     ]
+
+
+def negative(request: Any) -> Got:
+    when = datetime(2026, 11, 21, tzinfo=UTC)
+    return Got(FetchResult(request, "negative", None, "cache", when, when))
 
 
 @pytest.fixture
@@ -79,12 +94,19 @@ def small_inputs(tmp_path: Path) -> AssembleInputs:
     )
     book = ingest(csv)
     inventory = build_inventory(DataLayout(root), book.ticker_symbols, today=TODAY)
-    plan = FetchPlan(
-        fetches=(),
-        covered=(),
-        gaps=(PlannedGap("ZZQA", "fmp", "profile", "not_found", "cached negative", "ZZQA"),),
-        price_range="10y",
+    needs = book_needs(book, inventory, TODAY)
+    plan = plan_needs(
+        needs,
+        coverage=lambda r: "miss",
+        availability=lambda s: availability_of(True, None, None),
     )
+    outcomes = {
+        **plan.blocked,
+        fmp.profile_request("ZZQA").cache_key(): negative(fmp.profile_request("ZZQA")),
+        alpha_vantage.overview_request("ZZQA").cache_key(): negative(
+            alpha_vantage.overview_request("ZZQA")
+        ),
+    }
     return AssembleInputs(
         portfolio="t",
         run_id="20261121T000000Z-abcdef12",
@@ -94,15 +116,12 @@ def small_inputs(tmp_path: Path) -> AssembleInputs:
         data_source="raw/trade_history/t.csv",
         book=book,
         inventory=inventory,
-        plan=plan,
-        filings_plan=None,
-        results={},
-        fetch_gaps=[],
+        needs=needs,
+        outcomes=outcomes,
         usage={},
         cache_inventory={},
         today=TODAY,
         timeframe="all",
-        benchmark="SPY",
         report_path="outputs/trade_history/discovery/t_20261121.json",
     )
 
@@ -118,9 +137,9 @@ def test_assembled_confidence_is_measured(small_inputs: AssembleInputs) -> None:
     meta = report["discovery_metadata"]
     comps = meta["confidence_components"]
     # one of three tickers has a (fresh) local file; nothing fetched, so only the local
-    # profile of AAPL is present among 3 tickers × (chart, profile)
+    # profile of AAPL is present among 3 tickers × (chart, profile, filings)
     assert comps["local_coverage"] == pytest.approx(1 / 3, abs=1e-4)
-    assert comps["ticker_data"] == pytest.approx(1 / 6, abs=1e-4)
+    assert comps["ticker_data"] == pytest.approx(1 / 9, abs=1e-4)
     assert comps["market_context"] == 0.0
     assert comps["trade_quality"] == pytest.approx(small_inputs.book.overall_confidence, abs=1e-4)
     expected = 0.4 * comps["trade_quality"] + 0.2 * comps["local_coverage"]
@@ -128,9 +147,12 @@ def test_assembled_confidence_is_measured(small_inputs: AssembleInputs) -> None:
     assert meta["confidence_score"] == pytest.approx(expected, abs=1e-3)
     assert report["ticker_data"]["AAPL"]["provenance"]["profile"]["origin"] == "local"
     # the unknown ticker's profile gap is inherent; the missing charts are faults
-    by = {(g.ticker, g.dataset): g for g in gaps}
+    by = {(g.ticker, g.slot): g for g in gaps}
     assert not by[("ZZQA", "profile")].is_fault
-    assert by[("PG", "chart")].is_fault
+    assert by[("ZZQA", "profile")].reason == "not_found"
+    assert by[("PG", "chart")].reason == "offline"
+    assert by[("PG", "filings")].reason == "offline"  # the CIK map's own reason
+    assert "AAPL" not in {g.ticker for g in gaps if g.slot == "profile"}
     assert report["next_phase_inputs"]["complete"] is False
 
 
@@ -144,7 +166,7 @@ def fake_report(n_tickers: int, n_gaps: int) -> dict[str, Any]:
             "errors": 12345,
             "breaker_state": "open",
         }
-        for s in ("yahoo_finance", "fmp", "alpha_vantage", "sec_edgar", "fred", "coingecko", "imf")
+        for s in SERVICES
     }
     reasons = ["offline", "unavailable", "not_found", "memory_ceiling", "quota_exhausted"]
     services = ["yahoo_finance", "fmp", "fred", "sec_edgar"]
@@ -206,6 +228,8 @@ def test_schema_rejects_a_broken_report(small_inputs: AssembleInputs) -> None:
         lambda r: r["discovery_metadata"].__setitem__("confidence_score", 1.5),
         lambda r: r["discovery_metadata"].__setitem__("data_source", "/abs/path.csv"),
         lambda r: r.__setitem__("extra", 1),
+        lambda r: r["gaps"][0].pop("fix"),
+        lambda r: r["gaps"][0].__setitem__("subject", ""),
     ):
         broken = copy.deepcopy(report)
         mutate(broken)

@@ -24,7 +24,7 @@ from discovery.runs.refresh import (
     refresh_async,
 )
 from discovery.settings import Settings, load_settings
-from discovery.upstream import service_configs
+from discovery.upstream import Target, service_configs
 from services import coingecko, fred, yahoo_finance
 from services.hub import ServiceHub
 from services.sandbox.server import SandboxServer
@@ -76,8 +76,7 @@ async def run(
     return await refresh_async(
         settings,
         [],
-        upstream=upstream,  # type: ignore[arg-type]
-        sandbox_url=url if upstream == "sandbox" else None,
+        target=Target(offline=True) if upstream == "offline" else Target("sandbox", url),
         horizon=horizon,
         budgets=budgets,
         clock=CLOCK,
@@ -97,7 +96,10 @@ def test_horizon_coverage_classifies_by_expiry_and_cycle(tmp_path: Path) -> None
     settings = load_settings(data_root=tmp_path)
     cache = DiskCache(tmp_path / "cache", clock=clock)
     hub = ServiceHub(
-        service_configs(settings, "sandbox", "http://127.0.0.1:9"), cache, tmp_path, clock=clock
+        service_configs(settings, Target("sandbox", "http://127.0.0.1:9")),
+        cache,
+        tmp_path,
+        clock=clock,
     )
     inside = yahoo_finance.chart_request("AAPL", "1y")  # expires in 11 h: inside a 12 h horizon
     outside = yahoo_finance.chart_request("MSFT", "1y")  # expires in 13 h: outside
@@ -260,7 +262,7 @@ async def test_discover_after_refresh_makes_no_network_request(
     before = requests_by_service(sandbox.url)
     CLOCK.now = datetime.now(UTC)
     outcome = await discover_async(
-        settings, DiscoverOptions("demo", upstream="sandbox", sandbox_url=sandbox.url), clock=CLOCK
+        settings, DiscoverOptions("demo", target=Target("sandbox", sandbox.url)), clock=CLOCK
     )
     assert outcome.exit_code == 0
     assert delta(requests_by_service(sandbox.url), before) == {}
