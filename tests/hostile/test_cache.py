@@ -30,6 +30,7 @@ from cache.keys import derive_key
 from cache.report import build_cache_report
 from discovery.runs.discover import DiscoverOptions, discover_async
 from discovery.settings import load_settings
+from discovery.upstream import Target
 from services.sandbox.server import SandboxServer
 from tests.conftest import REPO, fast_config, fast_sandbox, make_root, plain_tickers, run_cli
 
@@ -363,7 +364,7 @@ async def test_discover_over_damaged_namespaces_rebuilds_them_and_says_so(
     root = make_root(tmp_path, plain_tickers(3))
     (tmp_path / "outside").mkdir()
     settings = load_settings(config=fast_config(tmp_path), data_root=root)
-    options = DiscoverOptions(portfolio="small", upstream="sandbox", sandbox_url=fast_sandbox.url)
+    options = DiscoverOptions(portfolio="small", target=Target("sandbox", fast_sandbox.url))
     first = await discover_async(settings, options)
     assert first.exit_code == 0
     cache = root / "cache"

@@ -32,7 +32,8 @@ from discovery.runs.discover import DiscoverOptions, discover_async
 from discovery.runs.ledger import Ledger
 from discovery.runs.runlock import RunLock
 from discovery.settings import load_settings
-from services import yahoo_finance
+from discovery.upstream import Target
+from services import fmp
 from services.hub import ServiceHub
 from services.quota import QuotaLedger, read_usage
 from services.sandbox.server import SandboxServer
@@ -52,7 +53,7 @@ from tests.services.conftest import fast_configs
 __all__ = ["fast_sandbox"]  # the fixture, imported for pytest
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-CHART = json.loads((FIXTURES / "payloads" / "yahoo_finance__chart_ACME.json").read_text())
+PROFILE = json.loads((FIXTURES / "payloads" / "fmp__profile_ACME.json").read_text())
 
 
 def key_for(symbol: str) -> str:
@@ -161,13 +162,13 @@ def test_sqlite_full_is_a_typed_cache_error_and_nothing_is_half_written(tmp_path
 async def test_a_hub_over_a_full_disk_keeps_the_answers_and_reports_disk_full(
     httpx_mock: HTTPXMock, tmp_path: Path
 ) -> None:
-    answer = {**CHART, "padding": "p" * 50_000}  # needs pages the database may not grow
+    answer = [{**PROFILE[0], "padding": "p" * 50_000}]  # needs pages the database cannot grow
     httpx_mock.add_response(json=answer)
     cache = DiskCache(tmp_path / "cache", clock=lambda: NOW)
-    sql = cache.namespace("yahoo_finance")._cache._sql  # type: ignore[union-attr]
+    sql = cache.namespace("fmp")._cache._sql  # type: ignore[union-attr]
     ((pages,),) = sql("PRAGMA page_count").fetchall()
     sql(f"PRAGMA max_page_count = {pages}")
-    request = yahoo_finance.chart_request("ACME")
+    request = fmp.profile_request("ACME")
     async with ServiceHub(fast_configs(), cache, tmp_path / "state", clock=lambda: NOW) as hub:
         result = await hub.fetch(request)
         assert result.origin == "network" and result.payload == answer
@@ -391,7 +392,7 @@ async def test_discover_over_a_damaged_state_goes_on_with_quotas_spent(
     settings = load_settings(config=fast_config(tmp_path), data_root=root)
     outcome = await discover_async(
         settings,
-        DiscoverOptions(portfolio="small", upstream="sandbox", sandbox_url=fast_sandbox.url),
+        DiscoverOptions(portfolio="small", target=Target("sandbox", fast_sandbox.url)),
     )
     assert outcome.exit_code == 3 and outcome.report is not None
     spent = {g["service"] for g in outcome.report["gaps"] if g["reason"] == "quota_exhausted"}

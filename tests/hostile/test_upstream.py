@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from cache.disk.store import DiskCache
 
+from cache.disk.store import DiskCache
 from cache.envelope import utcnow
 from services import coingecko, fmp, imf, sec_edgar, yahoo_finance
 from services.config import sandbox_config
