@@ -53,17 +53,12 @@ def _cache_dir(data_root: Path | None, config: Path | None = None) -> tuple[Path
 def _ledger_trend(root: Path) -> list[dict[str, Any]] | None:
     """Daily hit ratio of `discover` runs from the run ledger (None when there is no ledger)."""
     from discovery.layout import DataLayout
-    from discovery.runs.ledger import Ledger, LedgerError
+    from discovery.reading.ledger_trend import hit_ratio_trend
 
-    path = DataLayout(root).state_dir / "ledger.sqlite"
-    if not path.is_file():
-        return None
-    try:
-        with Ledger(path) as ledger:
-            return ledger.hit_ratio_trend(30, kind="discover")
-    except LedgerError as exc:
-        stderr.print(f"warning: run ledger unreadable, no trend shown ({exc})", markup=False)
-        return None
+    trend, warning = hit_ratio_trend(DataLayout(root).state_dir)
+    if warning:
+        stderr.print(f"warning: {warning}", markup=False)
+    return trend
 
 
 @cache_app.command("report")
