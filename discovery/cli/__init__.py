@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from typing import Annotated
 
-import click
 import typer
 
 from discovery import __version__
@@ -89,17 +88,19 @@ app.command("mcp", help="Serve tradescout's tools to an AI assistant (MCP over s
 )
 
 
-def _usage_error(exc: click.ClickException) -> int:
-    """Click's own usage errors (unknown option, missing argument, bad value) as one sentence."""
-    if isinstance(
-        exc, click.exceptions.NoArgsIsHelpError
-    ):  # bare `tradescout` / `tradescout cache`
-        exc.show()
-        return exc.exit_code
-    if wants_json(sys.argv[1:]):
-        print_json({"error": exc.format_message(), "exit_code": exc.exit_code})
-    exc.show()
-    return exc.exit_code
+def _usage_error(exc: typer.TyperException) -> int:
+    """The parser's own usage errors (unknown option, missing argument, bad value): its message
+    and usage line on stderr as usual, and under `--json` the message as JSON on stdout."""
+    code = int(getattr(exc, "exit_code", EXIT_USAGE))
+    if type(exc).__name__ != "NoArgsIsHelpError" and wants_json(sys.argv[1:]):
+        message = getattr(exc, "format_message", lambda: str(exc))()
+        print_json({"error": message, "exit_code": code})
+    show = getattr(exc, "show", None)
+    if callable(show):
+        show()
+    else:
+        sys.stderr.write(f"error: {exc}\n")
+    return code
 
 
 def main() -> None:
@@ -108,12 +109,12 @@ def main() -> None:
     set_json_errors(wants_json(args))
     try:
         code = app(args=args, standalone_mode=False)
-    except click.ClickException as exc:
+    except typer.TyperException as exc:
         sys.exit(_usage_error(exc))
     except InputError as exc:
         report_error(str(exc), EXIT_USAGE)
         sys.exit(EXIT_USAGE)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         sys.stderr.write("interrupted\n")
         sys.exit(130)
     except Exception as exc:

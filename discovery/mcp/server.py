@@ -153,9 +153,8 @@ class Tools:
         cold; progress is reported). Returns exit_code (0 complete, 3 written with gaps),
         report_path, the short summary and the gaps by service and reason. `sandbox` uses the
         bundled simulator (synthetic data), `offline` local files and the cache only."""
-        from discovery.runs.discover import DiscoverOptions, discover_async
-
         from discovery.plan.planner import TIMEFRAMES
+        from discovery.runs.discover import DiscoverOptions, discover_async
 
         if sandbox and offline:
             raise InputError("sandbox and offline exclude each other: choose one.")
