@@ -353,8 +353,11 @@ class _Scheduler:
             then()
 
     async def drain(self) -> None:
+        # Tasks spawned while waiting (the filings the CIK map unlocks) join `self.tasks`; so the
+        # set is updated in place, never replaced by `asyncio.wait`'s snapshot of it.
         while self.tasks:
-            done, self.tasks = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(set(self.tasks), return_when=asyncio.FIRST_COMPLETED)
+            self.tasks -= done
             for task in done:
                 task.result()
 
