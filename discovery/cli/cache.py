@@ -61,9 +61,17 @@ def _ledger_trend(root: Path) -> list[dict[str, Any]] | None:
     return trend
 
 
+HtmlOption = Annotated[
+    bool, typer.Option("--html", help="Also write the report as an HTML page beside the JSON.")
+]
+
+
 @cache_app.command("report")
 def report_command(
-    data_root: DataRootOption = None, config: ConfigOption = None, as_json: JsonOption = False
+    data_root: DataRootOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+    html: HtmlOption = False,
 ) -> None:
     """Measure the cache (read-only): entries, bytes, freshness, hit ratios, strays, advice."""
     cache_dir, report_path = _cache_dir(data_root, config)
@@ -71,6 +79,14 @@ def report_command(
 
     report = build_cache_report(cache_dir, now=_now(), trend=_ledger_trend(cache_dir.parent))
     atomic_write_json(report_path, report)
+    if html:
+        from discovery.cli.view import write_page
+        from discovery.view.cache_page import cache_page
+
+        page = report_path.with_suffix(".html")
+        size = write_page(page, cache_page(report))
+        # under --json stdout stays one JSON document: the page's path goes to stderr
+        (stderr if as_json else stdout).print(f"wrote {page} ({size / 1000:.1f} kB)", markup=False)
     if as_json:
         print_json(report)
         return
