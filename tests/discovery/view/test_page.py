@@ -75,7 +75,8 @@ def test_closed_trades_file_must_sit_beside_the_report(tmp_path: Path) -> None:
     cols, why = closed_trades({"closed_trades": {"path": "../elsewhere.jsonl"}}, report_path)
     assert cols is None and "not beside the report" in why
     (report_path.parent / "demo.jsonl").write_text(
-        '{"exit_date": "2026-01-01", "pnl": 1.5}\nnot json\n{"exit_date": "2026-01-02", "pnl": -1}\n'
+        '{"exit_date": "2026-01-01", "pnl": 1.5}\nnot json\n'
+        '{"exit_date": "2026-01-02", "pnl": -1}\n'
     )
     cols, why = closed_trades({"closed_trades": {"path": "demo.jsonl", "count": 2}}, report_path)
     assert cols is not None and cols.count == 2 and "demo.jsonl" in why
@@ -94,7 +95,7 @@ def expected_gap_marks(report: dict[str, Any]) -> int:
 
 
 def test_offline_report_page(offline_report_root: Path) -> None:
-    report, path = offline_report(offline_report_root)
+    report, _ = offline_report(offline_report_root)
     rows = coverage_rows(report)
     assert len(rows) == 32 and all(len(cells) == len(COLUMNS) for _, cells in rows)
     html = report_page(
