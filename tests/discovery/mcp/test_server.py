@@ -29,6 +29,12 @@ TOOLS = {
 }
 
 
+def files(root: Path) -> dict[str, int]:
+    """`listing` without SQLite's transient -wal/-shm files: a reader opening a database that
+    another connection left them beside may fold them in on close (housekeeping, not a write)."""
+    return {k: v for k, v in listing(root).items() if not k.endswith(("-wal", "-shm"))}
+
+
 def server_for(root: Path, **settings: Any) -> Any:
     loaded = load_settings(settings.pop("config", None), data_root=root, **settings)
     return build_server(loaded, Hooks(upstream_for, services_probe, refresh_runner(None)))
@@ -108,11 +114,11 @@ async def test_ticker_slice(offline_report_root: Path) -> None:
 async def test_errors_are_tool_errors_with_one_sentence(
     offline_report_root: Path, tool: str, args: dict[str, Any], sentence: str
 ) -> None:
-    before = listing(offline_report_root)
+    before = files(offline_report_root)
     error, text = await call(offline_report_root, tool, **args)
     assert error and sentence in text
     assert "Traceback" not in text and "\n" not in text
-    assert listing(offline_report_root) == before
+    assert files(offline_report_root) == before
 
 
 async def test_services_never_show_a_key(
@@ -127,7 +133,7 @@ async def test_services_never_show_a_key(
 
 
 async def test_refresh_dry_run_fetches_and_writes_nothing(reported_root: Path) -> None:
-    before = listing(reported_root)
+    before = files(reported_root)
     error, text = await call(reported_root, "refresh")
     assert not error
     body = json.loads(text)
@@ -135,7 +141,7 @@ async def test_refresh_dry_run_fetches_and_writes_nothing(reported_root: Path) -
     assert body["dry_run"] is True
     assert body["by_service"] == {"yahoo_finance": 34, "coingecko": 2, "imf": 1}
     assert body["not_planned_by_reason"]["not_configured"] > 0
-    assert listing(reported_root) == before
+    assert files(reported_root) == before
 
 
 async def test_cache_report_and_resources(reported_root: Path) -> None:
