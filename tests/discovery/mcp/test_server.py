@@ -176,7 +176,9 @@ async def test_discover_reports_progress_and_returns_the_outcome(
     body = json.loads(result.content[0].text)  # type: ignore[union-attr]
     assert body["exit_code"] == 0 and len(result.content[0].text) < 6000  # type: ignore[union-attr]
     assert Path(body["report_path"]).is_file()
-    assert body["gaps"]["by_service_reason"] == {"sec_edgar: not_found": 1}
+    reasons = {k.split(": ")[1] for k in body["gaps"]["by_service_reason"]}
+    assert "sec_edgar: not_found" in body["gaps"]["by_service_reason"]  # MQG.AX has no CIK
+    assert reasons <= {"not_found", "no_data", "not_applicable"}  # facts, not faults
     assert "upstream sandbox" in body["summary"]
     totals = [t for _, t, _ in seen if t]
     assert len(seen) >= 3 and totals
