@@ -22,6 +22,7 @@ from discovery.cli.common import (
     wants_json,
 )
 from discovery.cli.discover import discover
+from discovery.cli.doctor import doctor
 from discovery.cli.inventory import inventory
 from discovery.cli.mcp import mcp_command
 from discovery.cli.refresh import refresh
@@ -83,6 +84,9 @@ app.command("sandbox", help="Serve the simulated upstream services on loopback (
     sandbox_command
 )
 app.command()(services)
+app.command(help="Probe every service once: verdict, latency and fix per line (the live canary).")(
+    doctor
+)
 app.command("mcp", help="Serve tradescout's tools to an AI assistant (MCP over stdio).")(
     mcp_command
 )
