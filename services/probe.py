@@ -120,7 +120,9 @@ def verdict_rows(results: Iterable[ProbeResult]) -> list[dict[str, Any]]:
 
 
 def _one_line(text: str | None) -> str:
-    return " ".join((text or "").split())[:_MAX_DETAIL]
+    """Single-line and printable: an upstream's words may carry terminal escape sequences."""
+    printable = "".join(ch if ch.isprintable() else " " for ch in (text or "")[: 4 * _MAX_DETAIL])
+    return " ".join(printable.split())[:_MAX_DETAIL]
 
 
 def _session_requests(hub: ServiceHub, service: str) -> int:
