@@ -33,7 +33,7 @@ ServiceOption = Annotated[
 
 def chosen_services(values: list[str]) -> list[str]:
     """`--service` names, checked, in the registry's order (none named: every service)."""
-    from discovery.settings import SERVICE_NAMES
+    from services.registry import SERVICE_NAMES
 
     unknown = [v for v in values if v not in SERVICE_NAMES]
     if unknown:
@@ -60,17 +60,8 @@ def doctor(
 
     settings = settings_from(data_root, config)
     names = chosen_services(service or [])
-    with upstream_for(settings, sandbox, offline=False) as (upstream, url):
-        results = guarded(
-            lambda: asyncio.run(
-                run_doctor(
-                    settings,
-                    upstream=upstream,  # type: ignore[arg-type]
-                    sandbox_url=url,
-                    services=names,
-                )
-            )
-        )
+    with upstream_for(settings, sandbox, offline=False) as target:
+        results = guarded(lambda: asyncio.run(run_doctor(settings, target, services=names)))
     rows = verdict_rows(results)
     if json_out:
         print_json(rows)
@@ -80,7 +71,9 @@ def doctor(
             stdout.print(_line(r, width))
         asked = [r for r in rows if r["verdict"] not in ("not_configured", "disabled")]
         ok = sum(1 for r in asked if r["ok"])
-        stdout.print(f"{ok} of {len(asked)} configured services ok ({upstream})", markup=False)
+        stdout.print(
+            f"{ok} of {len(asked)} configured services ok ({target.upstream})", markup=False
+        )
     raise typer.Exit(EXIT_OK if healthy(results) else EXIT_GAPS)
 
 

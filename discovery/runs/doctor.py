@@ -19,11 +19,11 @@ import orjson
 
 from cache.atomic import atomic_write_bytes
 from cache.envelope import utcnow
-from cache.store import CacheRoot
-from discovery.settings import SERVICE_NAMES, Settings
-from discovery.upstream import Upstream, service_configs
-from services.hub import ServiceHub
+from discovery.fetch.access import open_hub
+from discovery.settings import Settings
+from discovery.upstream import Target
 from services.probe import ProbeResult, probe_services, verdict_rows
+from services.registry import SERVICE_NAMES
 from services.spec import ServiceRequest
 
 MAX_FILE_BYTES = 256 * 1024
@@ -35,29 +35,21 @@ def verdicts_path(state_dir: Path, upstream: str) -> Path:
 
 async def run_doctor(
     settings: Settings,
+    target: Target,
     *,
-    upstream: Upstream,
-    sandbox_url: str | None = None,
     services: Sequence[str] = SERVICE_NAMES,
     requests: Mapping[str, ServiceRequest] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> list[ProbeResult]:
-    """Probe `services` on `upstream` ("live" or "sandbox") and keep the verdicts in state/."""
-    if upstream == "offline":
-        raise ValueError("doctor probes the network: offline is not an upstream for it")
-    layout = settings.layout
-    hub = ServiceHub(
-        service_configs(settings, upstream, sandbox_url),
-        CacheRoot(layout.cache_dir),  # never opened: probes bypass the cache
-        layout.state_dir,
-        max_concurrency=settings.max_concurrency,
-        clock=clock,
-        transport=transport,
-    )
-    async with hub:
-        results = await probe_services(hub, services, requests=requests, clock=clock)
-    save_verdicts(layout.state_dir, upstream, results)
+    """Probe `services` on the target's upstream and keep the verdicts in state/."""
+    if target.offline:
+        raise ValueError("doctor probes the network: it has no offline mode")
+    # The hub's cache is never opened: probes bypass it.
+    with open_hub(settings, target, clock=clock, transport=transport) as hub:
+        async with hub:
+            results = await probe_services(hub, services, requests=requests, clock=clock)
+    save_verdicts(settings.layout.state_dir, target.upstream, results)
     return results
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from discovery.runs.doctor import run_doctor
 from discovery.settings import load_settings
+from discovery.upstream import Target
 from services.sandbox.faults import FaultSpec
 from services.sandbox.hostile import HostileConfig
 from services.sandbox.server import SandboxServer
@@ -88,7 +89,7 @@ async def test_a_hostile_answer_is_unreachable_after_one_request(
         monkeypatch.setenv("TRADESCOUT_FMP_BASE_URL", f"{server.url}/fmp")
         settings = load_settings(config, data_root=tmp_path / "data")
         started = time.monotonic()
-        [result] = await run_doctor(settings, upstream="live", services=["fmp"])
+        [result] = await run_doctor(settings, Target(), services=["fmp"])
         elapsed = time.monotonic() - started
         assert requests_by_service(server.url) == {"fmp": 1}
     assert (result.verdict, result.reason, result.requests) == ("unreachable", "bad_response", 1)

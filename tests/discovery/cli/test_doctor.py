@@ -15,6 +15,7 @@ import pytest
 
 from discovery.runs.doctor import last_verdicts, run_doctor, save_verdicts
 from discovery.settings import load_settings
+from discovery.upstream import Target
 from services import fmp
 from services.probe import SKIPPED, ProbeResult, Verdict, healthy, verdict_for
 from services.quota import read_usage
@@ -224,8 +225,7 @@ async def test_yahoo_blocked_then_reported_from_the_hold(
         plain = httpx.AsyncHTTPTransport()
         [result] = await run_doctor(
             settings,
-            upstream="sandbox",
-            sandbox_url=server.url,
+            Target("sandbox", server.url),
             services=["yahoo_finance"],
             transport=plain,
         )
@@ -251,8 +251,7 @@ async def test_a_symbol_outside_the_plan_is_plan_limited(
     with SandboxServer(faults=()) as server:
         [result] = await run_doctor(
             load_settings(data_root=tmp_path / "data"),
-            upstream="sandbox",
-            sandbox_url=server.url,
+            Target("sandbox", server.url),
             services=["fmp"],
             requests={"fmp": fmp.profile_request("MQG.AX")},
         )
