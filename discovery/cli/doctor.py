@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.text import Text
@@ -22,6 +22,9 @@ from discovery.cli.common import (
     stdout,
     upstream_for,
 )
+
+if TYPE_CHECKING:
+    from discovery.settings import Settings
 
 ServiceOption = Annotated[
     list[str] | None,
@@ -75,6 +78,17 @@ def doctor(
             f"{ok} of {len(asked)} configured services ok ({target.upstream})", markup=False
         )
     raise typer.Exit(EXIT_OK if healthy(results) else EXIT_GAPS)
+
+
+def doctor_verdicts(settings: Settings) -> dict[str, Any]:
+    """The MCP server's `services()`: every `services` row with the latest doctor verdict kept
+    in state/ (`doctor: null` where doctor has not run). Reads files only: no probe is sent."""
+    from discovery.cli.services import service_rows
+    from discovery.runs.doctor import last_verdicts, with_verdicts
+
+    upstream = "sandbox" if settings.sandbox_url else "live"
+    kept = last_verdicts(settings.layout.state_dir, upstream)
+    return {"upstream": upstream, "services": with_verdicts(service_rows(settings), kept)}
 
 
 def _line(row: dict[str, object], width: int) -> Text:

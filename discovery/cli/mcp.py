@@ -21,18 +21,13 @@ REFRESH_TIMEOUT_S = 6 * 3600
 
 
 def services_probe(settings: Settings) -> dict[str, Any]:
-    """The `doctor` verdicts when the `doctor` command exists (it is expected to offer
-    `discovery.cli.doctor.doctor_verdicts(settings) -> dict`), else the `services` rows."""
-    try:
-        from discovery.cli import doctor  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        doctor = None
-    verdicts = getattr(doctor, "doctor_verdicts", None)
-    if callable(verdicts):
-        return {"source": "doctor", **dict(verdicts(settings))}
-    from discovery.cli.services import service_rows
+    """The `services` rows, each with the latest `doctor` verdict kept in state/ (`doctor: null`
+    before doctor has run there). No probe is sent from here."""
+    from discovery.cli.doctor import doctor_verdicts
 
-    return {"source": "services", "services": service_rows(settings)}
+    body = doctor_verdicts(settings)
+    probed = any(row.get("doctor") for row in body["services"])
+    return {"source": "doctor" if probed else "services", **body}
 
 
 def refresh_runner(config: Path | None) -> Any:

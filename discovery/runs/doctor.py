@@ -83,3 +83,20 @@ def last_verdicts(state_dir: Path, upstream: str = "live") -> list[dict[str, Any
         for row in services
         if isinstance(row, dict) and row.get("service") in SERVICE_NAMES and "verdict" in row
     ]
+
+
+_SHOWN = ("verdict", "reason", "fix", "latency_ms", "detail", "checked_at")
+
+
+def with_verdicts(
+    rows: Sequence[Mapping[str, Any]], verdicts: Sequence[Mapping[str, Any]] | None
+) -> list[dict[str, Any]]:
+    """Each `services` row with its service's latest doctor verdict under `doctor` (None where
+    doctor has not probed it). Pure."""
+    latest = {v["service"]: v for v in verdicts or ()}
+    merged = []
+    for row in rows:
+        verdict = latest.get(str(row.get("service")))
+        shown = {k: verdict.get(k) for k in _SHOWN} if verdict is not None else None
+        merged.append({**row, "doctor": shown})
+    return merged

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from discovery.cli.mcp import services_probe
 from discovery.runs.doctor import last_verdicts, run_doctor, save_verdicts
 from discovery.settings import load_settings
 from discovery.upstream import Target
@@ -341,3 +342,20 @@ def test_kept_verdicts_merge_per_service_and_a_damaged_file_reads_as_none(
     assert last_verdicts(state, "sandbox") is None
     (state / "doctor.live.json").write_bytes(b"{not json")
     assert last_verdicts(state, "live") is None
+
+
+def test_the_mcp_services_hook_shows_the_kept_verdicts_without_probing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("TRADESCOUT_SANDBOX_URL", "TRADESCOUT_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings(data_root=tmp_path / "data")
+    before = services_probe(settings)
+    assert before["source"] == "services" and before["upstream"] == "live"
+    assert all(row["doctor"] is None for row in before["services"])
+    save_verdicts(settings.layout.state_dir, "live", [_result("fmp", "bad_credential")])
+    body = services_probe(settings)
+    rows = {row["service"]: row for row in body["services"]}
+    assert body["source"] == "doctor" and list(rows) == list(SERVICES)
+    assert rows["fmp"]["doctor"]["verdict"] == "bad_credential" and rows["imf"]["doctor"] is None
+    assert "key_present" in rows["fmp"] and "quota_left" in rows["fmp"]
