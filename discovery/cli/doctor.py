@@ -59,7 +59,7 @@ def doctor(
     Exit 0 when every configured service is ok, 3 otherwise, 2 on bad input.
     """
     from discovery.runs.doctor import run_doctor
-    from services.probe import healthy, verdict_rows
+    from services.probe import SKIPPED, healthy, verdict_rows
 
     settings = settings_from(data_root, config)
     names = chosen_services(service or [])
@@ -71,8 +71,8 @@ def doctor(
     else:
         width = max(len(r["service"]) for r in rows)
         for r in rows:
-            stdout.print(_line(r, width))
-        asked = [r for r in rows if r["verdict"] not in ("not_configured", "disabled")]
+            stdout.print(_line(r, width, skipped=r["verdict"] in SKIPPED))
+        asked = [r for r in rows if r["verdict"] not in SKIPPED]
         ok = sum(1 for r in asked if r["ok"])
         stdout.print(
             f"{ok} of {len(asked)} configured services ok ({target.upstream})", markup=False
@@ -91,7 +91,7 @@ def doctor_verdicts(settings: Settings) -> dict[str, Any]:
     return {"upstream": upstream, "services": with_verdicts(service_rows(settings), kept)}
 
 
-def _line(row: dict[str, object], width: int) -> Text:
+def _line(row: dict[str, object], width: int, *, skipped: bool) -> Text:
     """`service  verdict  latency  key  detail — fix`, on one line whatever the width."""
     verdict = str(row["verdict"])
     style = (
