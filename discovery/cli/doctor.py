@@ -94,9 +94,7 @@ def doctor_verdicts(settings: Settings) -> dict[str, Any]:
 def _line(row: dict[str, object], width: int, *, skipped: bool) -> Text:
     """`service  verdict  latency  key  detail — fix`, on one line whatever the width."""
     verdict = str(row["verdict"])
-    style = (
-        "green" if row["ok"] else ("dim" if verdict in ("not_configured", "disabled") else "red")
-    )
+    style = "green" if row["ok"] else ("dim" if skipped else "red")
     latency = row["latency_ms"]
     timing = f"{latency:>7.0f} ms" if isinstance(latency, float) else f"{'—':>10}"
     key = "key present" if row["key_present"] else "no key     "
