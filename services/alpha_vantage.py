@@ -33,6 +33,11 @@ def overview_request(symbol: str) -> ServiceRequest:
     )
 
 
+def probe_request() -> ServiceRequest:
+    """One OVERVIEW of a US large cap every key covers (the one FMP's probe asks too)."""
+    return overview_request("AAPL")
+
+
 def parse_overview(payload: Any) -> CompanyProfile | None:
     """`{}` (unknown symbol) is None."""
     if not isinstance(payload, dict):
@@ -114,4 +119,5 @@ SPEC = ServiceSpec(
     max_retry_delay_seconds=30.0,
     classify=classify,
     refusal=refusal,
+    probe=probe_request,
 )

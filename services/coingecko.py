@@ -90,6 +90,11 @@ def simple_price_request(ids: Sequence[str]) -> ServiceRequest:
     )
 
 
+def probe_request() -> ServiceRequest:
+    """Bitcoin's price: one small answer that shows whether the key (if any) is accepted."""
+    return simple_price_request(["bitcoin"])
+
+
 def parse_simple_price(payload: Any) -> dict[str, CoinQuote]:
     if not isinstance(payload, dict):
         raise BadResponse(NAME, "simple/price payload is not an object")
@@ -173,4 +178,5 @@ SPEC = ServiceSpec(
     credential_required=False,
     classify=classify,
     refusal=refusal,
+    probe=probe_request,
 )

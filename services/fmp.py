@@ -32,6 +32,11 @@ def profile_request(symbol: str) -> ServiceRequest:
     )
 
 
+def probe_request() -> ServiceRequest:
+    """One profile inside every plan (a US large cap): a refused key shows, a plan limit cannot."""
+    return profile_request("AAPL")
+
+
 def parse_profile(payload: Any) -> CompanyProfile | None:
     """The first profile of the list; `[]` (unknown symbol) is None."""
     if not isinstance(payload, list):
@@ -95,4 +100,5 @@ SPEC = ServiceSpec(
     credential_required=True,
     classify=classify,
     refusal=refusal,
+    probe=probe_request,
 )

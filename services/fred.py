@@ -33,6 +33,17 @@ def observations_request(series_id: str, observation_start: date | None = None) 
     )
 
 
+def probe_request() -> ServiceRequest:
+    """DGS10's latest observation only (`sort_order=desc&limit=1`): a key check in a few bytes."""
+    return ServiceRequest(
+        service=NAME,
+        dataset="observations",
+        path="/fred/series/observations",
+        params={"series_id": "DGS10", "file_type": "json", "sort_order": "desc", "limit": "1"},
+        subjects=("DGS10",),
+    )
+
+
 def parse_observations(payload: Any) -> list[Observation]:
     rows = payload.get("observations") if isinstance(payload, dict) else None
     if not isinstance(rows, list):
@@ -83,4 +94,5 @@ SPEC = ServiceSpec(
     credential_required=True,
     classify=classify,
     refusal=refusal,
+    probe=probe_request,
 )

@@ -37,7 +37,7 @@ from cache.backend import CacheBackend, CacheRead, ReadState, classify
 from cache.envelope import Envelope, utcnow
 from cache.errors import CacheWriteFailed
 from cache.keys import redact
-from services.client import Ceiling, ServiceClient, install_log_redaction
+from services.client import Answer, Ceiling, ServiceClient, install_log_redaction
 from services.config import Effective, ServiceConfig, resolve
 from services.errors import (
     NotConfigured,
@@ -326,6 +326,20 @@ class ServiceHub:
         before they expire). No stale fallback: a failure raises, so a refresh never counts
         an old entry as renewed. Quota, breaker, limiter and retries apply as for `fetch`."""
         return await self._fetch(request, force=True)
+
+    async def probe(self, request: ServiceRequest) -> Answer:
+        """Ask the service once through its client's whole path (remembered refusals and holds,
+        quota, Yahoo's session, limiter, breaker, retries) with the cache left out both ways:
+        `doctor` must hear the service itself, and its probes (picked for cheapness: five days
+        of SPY, one observation) are not what discover plans, so they are never stored."""
+        eff = self._effective[request.service]
+        if eff.unconfigured_reason is not None:  # never sent without its key or identity
+            raise NotConfigured(request.service, eff.unconfigured_reason, dataset=request.dataset)
+        if self._offline:
+            raise OfflineMode(request.service, "offline: not probing", dataset=request.dataset)
+        if not self._open:
+            raise RuntimeError("ServiceHub.probe called outside `async with ServiceHub(...)`")
+        return await self._client(request.service).request(request)
 
     async def _fetch(self, request: ServiceRequest, *, force: bool) -> FetchResult:
         client = self._client(request.service)

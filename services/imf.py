@@ -38,6 +38,11 @@ def growth_request(indicator: str, countries: Sequence[str]) -> ServiceRequest:
     )
 
 
+def probe_request() -> ServiceRequest:
+    """One indicator for one country: US real GDP growth."""
+    return growth_request(GDP_GROWTH, ["USA"])
+
+
 def is_projection(year: int, current_year: int) -> bool:
     return year >= current_year
 
@@ -95,4 +100,5 @@ SPEC = ServiceSpec(
     max_connections=2,
     timeout_seconds=15.0,
     classify=classify,
+    probe=probe_request,
 )

@@ -32,6 +32,11 @@ def company_tickers_request() -> ServiceRequest:
     )
 
 
+def probe_request() -> ServiceRequest:
+    """The ticker map: one request to SEC's www host, carrying the declared identity."""
+    return company_tickers_request()
+
+
 def cik10(cik: str | int) -> str:
     """A CIK as SEC's 10-digit zero-padded string."""
     text = str(cik).strip()
@@ -153,4 +158,5 @@ SPEC = ServiceSpec(
     classify=classify,
     refusal=refusal,
     blocked_cooldown_seconds=600.0,  # SEC's block lasts about 10 minutes
+    probe=probe_request,
 )

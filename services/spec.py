@@ -106,6 +106,9 @@ class ServiceSpec:
     blocked_cooldown_seconds: float = 900.0  # how long a "cooldown" refusal keeps us away
     max_body_bytes: int = 4 << 20  # decoded-size cap of one answer (datasets may set their own)
     max_redirects: int = 5  # same-origin hops followed; another origin is refused
+    # `tradescout doctor`'s canary: the cheapest request that proves the service answers this
+    # client (key, identity, session) — one of its own datasets, never cached.
+    probe: Callable[[], ServiceRequest] | None = field(default=None, compare=False, repr=False)
 
     def credential(self, env: str | None) -> Credential | None:
         """The declared credential read from `env` (None: the basic kind)."""

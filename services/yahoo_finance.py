@@ -85,6 +85,11 @@ def chart_request(symbol: str, range_: str = "1y", interval: str = "1d") -> Serv
     )
 
 
+def probe_request() -> ServiceRequest:
+    """A five-day SPY chart: a few bars, behind the whole session set-up (cookie, crumb)."""
+    return chart_request("SPY", "5d")
+
+
 def _column(block: Any, name: str, length: int) -> list[Any]:
     values = block.get(name) if isinstance(block, dict) else None
     if not isinstance(values, list):
@@ -210,4 +215,5 @@ SPEC = ServiceSpec(
     impersonate="chrome",
     session=yahoo_session.CrumbSession,
     blocked_cooldown_seconds=900.0,
+    probe=probe_request,
 )

@@ -57,22 +57,25 @@ def _cache_dir(data_root: Path | None, config: Path | None = None) -> tuple[Path
 def _ledger_trend(root: Path) -> list[dict[str, Any]] | None:
     """Daily hit ratio of `discover` runs from the run ledger (None when there is no ledger)."""
     from discovery.layout import DataLayout
-    from discovery.runs.ledger import Ledger, LedgerError
+    from discovery.reading.ledger_trend import hit_ratio_trend
 
-    path = DataLayout(root).state_dir / "ledger.sqlite"
-    if not path.is_file():
-        return None
-    try:
-        with Ledger(path) as ledger:
-            return ledger.hit_ratio_trend(30, kind="discover")
-    except LedgerError as exc:
-        stderr.print(f"warning: run ledger unreadable, no trend shown ({exc})", markup=False)
-        return None
+    trend, warning = hit_ratio_trend(DataLayout(root).state_dir)
+    if warning:
+        stderr.print(f"warning: {warning}", markup=False)
+    return trend
+
+
+HtmlOption = Annotated[
+    bool, typer.Option("--html", help="Also write the report as an HTML page beside the JSON.")
+]
 
 
 @cache_app.command("report")
 def report_command(
-    data_root: DataRootOption = None, config: ConfigOption = None, as_json: JsonOption = False
+    data_root: DataRootOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+    html: HtmlOption = False,
 ) -> None:
     """Measure the cache (read-only): entries, bytes, freshness, hit ratios, strays, advice."""
     cache_dir, report_path = _cache_dir(data_root, config)
@@ -86,6 +89,14 @@ def report_command(
         if error is None:
             raise
         fail(str(error), EXIT_GAPS)
+    if html:
+        from discovery.cli.view import write_page
+        from discovery.view.cache_page import cache_page
+
+        page = report_path.with_suffix(".html")
+        size = write_page(page, cache_page(report))
+        # under --json stdout stays one JSON document: the page's path goes to stderr
+        (stderr if as_json else stdout).print(f"wrote {page} ({size / 1000:.1f} kB)", markup=False)
     if as_json:
         print_json(report)
         return

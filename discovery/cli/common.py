@@ -1,7 +1,12 @@
 """What every `tradescout` command shares: options, settings loading, output, exit codes.
 
 Exit codes: 0 complete · 3 written with gaps · 2 bad input or usage · 1 unexpected.
-An `InputError` is printed as its one sentence on stderr (no traceback) and exits 2.
+An `InputError` is printed as its one sentence on stderr (no traceback) and exits 2; under
+`--json` the same sentence also goes to stdout as `{"error": …, "exit_code": …}`, so a program
+reading stdout always gets JSON.
+
+When stdout is not a terminal (a pipe, an assistant's shell tool) tables are printed at their
+full width: rich would otherwise assume 80 columns and cut cells to `output…`.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from discovery.errors import InputError, StorageError
 from discovery.settings import Settings, load_settings
@@ -44,15 +50,53 @@ JsonOption = Annotated[
     bool, typer.Option("--json", help="Machine-readable JSON on stdout (no progress, no colour).")
 ]
 
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
-stdout = Console(highlight=False, soft_wrap=True)
+# Wide enough for any table we print; rich measures tables to their content, so this is the
+# natural width, not padding.
+PIPE_WIDTH = 10_000
+
+
+def _console(*, stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    tty = hasattr(stream, "isatty") and stream.isatty()
+    return Console(
+        stderr=stderr, highlight=False, soft_wrap=True, width=None if tty else PIPE_WIDTH
+    )
+
+
+stderr = _console(stderr=True)
+stdout = _console(stderr=False)
+_json_errors = False
+
+
+def wants_json(args: list[str]) -> bool:
+    """Whether the command line asks for JSON output (`--json` before any `--`)."""
+    for arg in args:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
+
+
+def set_json_errors(enabled: bool) -> None:
+    """Set once by `main()` from the command line: errors are then JSON on stdout as well."""
+    global _json_errors
+    _json_errors = enabled
+
+
+def report_error(message: str, code: int) -> None:
+    """The error sentence on stderr; under `--json` also `{"error", "exit_code"}` on stdout."""
+    stderr.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+    if _json_errors:
+        print_json({"error": message, "exit_code": code})
+
 
 T = TypeVar("T")
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """Print one sentence on stderr and exit (no traceback)."""
-    stderr.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    """Print one sentence on stderr (and as JSON under `--json`) and exit (no traceback)."""
+    report_error(message, code)
     raise typer.Exit(code)
 
 

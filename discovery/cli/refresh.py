@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Annotated
 
@@ -23,6 +24,7 @@ from discovery.cli.common import (
     upstream_for,
 )
 from discovery.errors import storage_sentence
+from discovery.settings import Settings
 
 if TYPE_CHECKING:
     from discovery.runs.runlock import RunLock
@@ -74,6 +76,9 @@ def refresh(
     json_out: JsonOption = False,
     sandbox: SandboxOption = False,
     offline: OfflineOption = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would be refreshed; fetch nothing.")
+    ] = False,
 ) -> None:
     """Keep the cache warm: re-fetch what discover would plan and what expires soon, in budget."""
     from datetime import timedelta
@@ -85,6 +90,9 @@ def refresh(
     settings = settings_from(data_root, config)
     budgets = parse_budgets(budget or [])
     names = [] if all_portfolios else list(portfolios or [])
+    if dry_run:
+        _print_preview(settings, names, horizon_hours, budgets, sandbox, offline, json_out)
+        return
     layout = settings.layout
     for name in names:  # every argument is checked before the lock (or any file) is taken
         guarded(partial(resolve_portfolio, layout, name))
@@ -131,3 +139,46 @@ def refresh(
             stdout.print(f"budget used: {used}", markup=False)
         stdout.print(f"report: {path}", markup=False)
     raise typer.Exit(code)
+
+
+def _print_preview(
+    settings: Settings,
+    names: list[str],
+    horizon_hours: float,
+    budgets: dict[str, int],
+    sandbox: bool,
+    offline: bool,
+    json_out: bool,
+) -> None:
+    """`--dry-run`: the refresh's plan, nothing fetched, locked or written."""
+    from datetime import timedelta
+
+    from discovery.runs.refresh import preview_refresh
+
+    with upstream_for(settings, sandbox, offline, start=False) as target:
+        body = guarded(
+            lambda: preview_refresh(
+                settings,
+                names,
+                target=target,
+                horizon=timedelta(hours=horizon_hours),
+                budgets=budgets,
+                now=datetime.now(UTC),
+            )
+        )
+    if json_out:
+        print_json(body)
+        return
+    per = ", ".join(f"{k} {v}" for k, v in sorted(body["by_service"].items())) or "nothing"
+    stdout.print(f"would refresh {body['would_refresh']}: {per}", markup=False)
+    stdout.print(
+        f"already fresh {body['already_fresh']}, over budget {body['over_budget']}, "
+        f"not plannable {body['not_planned']}"
+        + (f" ({body['not_planned_by_reason']})" if body["not_planned"] else ""),
+        markup=False,
+    )
+    if body["filings_after_cik_map"]:
+        stdout.print(
+            f"+ up to {body['filings_after_cik_map']} SEC filings once the CIK map is fetched",
+            markup=False,
+        )

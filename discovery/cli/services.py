@@ -14,6 +14,7 @@ from discovery.cli.common import (
     settings_from,
     stdout,
 )
+from discovery.settings import Settings
 
 
 def services(
@@ -22,12 +23,34 @@ def services(
     json_out: JsonOption = False,
 ) -> None:
     """Configured services: key present (never shown), limits, quota left, last breaker state."""
+    rows = service_rows(settings_from(data_root, config))
+    if json_out:
+        print_json({"services": rows})
+        return
+    table = Table(title="Services")
+    for col in ("service", "ready", "key", "rate/s", "quota/day", "used", "left", "breaker"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["service"],
+            "yes" if r["configured"] and r["enabled"] else f"no ({r['reason'] or 'disabled'})",
+            "present" if r["key_present"] else "—",
+            f"{r['rate_per_second']:.2f}",
+            "—" if r["daily_quota"] is None else str(r["daily_quota"]),
+            str(r["quota_used_today"]),
+            "—" if r["quota_left"] is None else str(r["quota_left"]),
+            r["last_breaker_state"] or "—",
+        )
+    stdout.print(table)
+
+
+def service_rows(settings: Settings) -> list[dict[str, Any]]:
+    """One row per service: configured, key present (never the key), limits, quota, breaker."""
     from cache import open_cache
     from discovery.runs.ledger import Ledger, LedgerError
     from discovery.upstream import Target, service_configs
     from services.hub import ServiceHub
 
-    settings = settings_from(data_root, config)
     layout = settings.layout
     target = Target("sandbox", settings.sandbox_url) if settings.sandbox_url else Target()
     configs = service_configs(settings, target)
@@ -62,21 +85,4 @@ def services(
                 "last_breaker_state": last_breaker.get(name),
             }
         )
-    if json_out:
-        print_json({"services": rows})
-        return
-    table = Table(title="Services")
-    for col in ("service", "ready", "key", "rate/s", "quota/day", "used", "left", "breaker"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
-            r["service"],
-            "yes" if r["configured"] and r["enabled"] else f"no ({r['reason'] or 'disabled'})",
-            "present" if r["key_present"] else "—",
-            f"{r['rate_per_second']:.2f}",
-            "—" if r["daily_quota"] is None else str(r["daily_quota"]),
-            str(r["quota_used_today"]),
-            "—" if r["quota_left"] is None else str(r["quota_left"]),
-            r["last_breaker_state"] or "—",
-        )
-    stdout.print(table)
+    return rows

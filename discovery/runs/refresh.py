@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -266,6 +267,66 @@ class _Tally:
                 result.failed.append({**_label(failure[0]), "reason": failure[1].reason})
 
 
+@dataclass(frozen=True)
+class RefreshSetup:
+    """What a refresh (or its dry run) decides before fetching: the budgets, the cycle it
+    resumes or begins, and the plan in refresh order."""
+
+    budget: dict[str, int | None]
+    remaining: dict[str, int | None]
+    cycle: Cycle
+    used_now: dict[str, int]
+    coverage: CoverageLookup
+    planner: Callable[[Sequence[Need]], FetchPlan]
+    ranks: dict[str, tuple[int, int]]
+    plan: FetchPlan
+
+
+def plan_refresh(
+    hub: ServiceHub,
+    settings: Settings,
+    books: Sequence[tuple[str, TradeBook]],
+    *,
+    started: datetime,
+    horizon: timedelta,
+    budgets: Mapping[str, int | None] | None,
+    benchmark: str,
+) -> RefreshSetup:
+    """The one refresh plan, for the run and for `refresh --dry-run` alike (pure but for the
+    hub's peeks and the cycle file it reads)."""
+    layout = settings.layout
+    names = SERVICE_NAMES
+    budget = dict(default_budgets({name: hub.status(name).daily_quota for name in names}))
+    budget.update(budgets or {})
+    used_now = {name: hub.status(name).quota_used_today for name in names}
+    cycle = _load_cycle(layout.state_dir / CYCLE_FILE, started, used_now)
+    spent = (
+        {n: max(0, used_now[n] - cycle.quota_at_start.get(n, used_now[n])) for n in used_now}
+        if cycle.resumed_from is not None
+        else {}
+    )
+    remaining = {n: (None if b is None else max(0, b - spent.get(n, 0))) for n, b in budget.items()}
+    coverage = horizon_coverage(hub, started, horizon, cycle.start)
+    avail = availability_lookup(hub)
+
+    def planner(needs: Sequence[Need]) -> FetchPlan:
+        return plan_needs(needs, coverage=coverage, availability=avail)
+
+    ranks = ticker_ranks([b for _, b in books])
+    needs: list[Need] = []
+    for _name, book in books:
+        inv = build_inventory(
+            layout,
+            book.ticker_symbols,
+            today=started.date(),
+            max_age_days=settings.max_local_age_days,
+        )
+        order = by_priority(book.ticker_symbols, ranks)
+        needs.extend(book_needs(book, inv, started.date(), benchmark=benchmark, order=order))
+    plan = prioritised(planner(needs), ranks)
+    return RefreshSetup(budget, remaining, cycle, used_now, coverage, planner, ranks, plan)
+
+
 async def refresh_async(
     settings: Settings,
     portfolios: Sequence[str],
@@ -282,26 +343,28 @@ async def refresh_async(
     books = load_books(settings, portfolios)
     cycle_path = layout.state_dir / CYCLE_FILE
     offline = target.offline
-    today = started.date()
     with open_hub(settings, target, clock=clock) as hub:
-        names = SERVICE_NAMES
-        quotas = {name: hub.status(name).daily_quota for name in names}
-        budget = dict(default_budgets(quotas))
-        budget.update(budgets or {})
-        result = RefreshResult(new_run_id(started), [n for n, _ in books], budget=budget)
-        used_now = {name: hub.status(name).quota_used_today for name in names}
-        cycle = _load_cycle(cycle_path, started, used_now)
+        setup = plan_refresh(
+            hub,
+            settings,
+            books,
+            started=started,
+            horizon=horizon,
+            budgets=budgets,
+            benchmark=benchmark,
+        )
+        cycle = setup.cycle
+        result = RefreshResult(new_run_id(started), [n for n, _ in books], budget=setup.budget)
         result.resumed_from = cycle.resumed_from
         if cycle.resumed_from is not None:
             result.spent_before_resume = {
-                n: max(0, used_now[n] - cycle.quota_at_start.get(n, used_now[n])) for n in used_now
+                n: max(0, setup.used_now[n] - cycle.quota_at_start.get(n, setup.used_now[n]))
+                for n in setup.used_now
             }
-        remaining = {
-            n: (None if b is None else max(0, b - result.spent_before_resume.get(n, 0)))
-            for n, b in budget.items()
-        }
         if not offline:  # a refresh whose results could not be kept is not started
-            check_writable(refresh_report_path(layout.refresh_reports_dir, today, result.run_id))
+            check_writable(
+                refresh_report_path(layout.refresh_reports_dir, started.date(), result.run_id)
+            )
             try:
                 atomic_write_json(
                     cycle_path,
@@ -309,26 +372,12 @@ async def refresh_async(
                 )
             except OSError as exc:
                 raise storage_sentence(cycle_path, exc, "the refresh cycle") or exc from None
-        coverage = horizon_coverage(hub, started, horizon, cycle.start)
-        avail = availability_lookup(hub)
-
-        def planner(needs: Sequence[Need]) -> FetchPlan:
-            return plan_needs(needs, coverage=coverage, availability=avail)
-
-        ranks = ticker_ranks([b for _, b in books])
-        needs: list[Need] = []
-        for _name, book in books:
-            inv = build_inventory(
-                layout, book.ticker_symbols, today=today, max_age_days=settings.max_local_age_days
-            )
-            order = by_priority(book.ticker_symbols, ranks)
-            needs.extend(book_needs(book, inv, today, benchmark=benchmark, order=order))
-        plan = prioritised(planner(needs), ranks)
-        tally = _Tally(result, Budget(remaining), coverage)
+        plan, ranks = setup.plan, setup.ranks
+        tally = _Tally(result, Budget(setup.remaining), setup.coverage)
         tally.plan(plan)
 
         def planner2(concrete: Sequence[Need]) -> FetchPlan:
-            second = prioritised(planner(concrete), ranks)
+            second = prioritised(setup.planner(concrete), ranks)
             tally.plan(second)
             return second
 
@@ -363,6 +412,66 @@ async def refresh_async(
         upstream=target.label,
     )
     return result
+
+
+PREVIEW_SHOWN = 12
+
+
+def preview_refresh(
+    settings: Settings,
+    portfolios: Sequence[str],
+    *,
+    target: Target,
+    horizon: timedelta,
+    budgets: Mapping[str, int | None] | None = None,
+    benchmark: str = "SPY",
+    now: datetime,
+) -> dict[str, Any]:
+    """`refresh --dry-run`: the same plan on a read-only hub — no client, no lock, no file
+    written, nothing sent. A fallback counts only as the primary it stands in for (whether it
+    is needed shows only when the primary answers); SEC filings that wait on a CIK map still
+    to be fetched are counted, not listed."""
+    books = load_books(settings, portfolios)
+    with open_hub(settings, target, read_only=True) as hub:
+        setup = plan_refresh(
+            hub,
+            settings,
+            books,
+            started=now,
+            horizon=horizon,
+            budgets=budgets,
+            benchmark=benchmark,
+        )
+    plan = setup.plan
+    wallet = Budget(setup.remaining)
+    kept = [i for i in plan.fetches if wallet.take(i.service)]
+    kept_keys = {i.key for i in kept}
+    over = [i for i in plan.fetches if i.key not in kept_keys]
+    not_planned = Counter(g.reason for g in plan.gaps)
+    cik_planned = any(
+        i.key in {s.key for n in plan.needs if n.id == CIK_MAP for s in n.sources}
+        for i in plan.fetches
+    )
+    waiting = len(plan.deferred)
+    if waiting and not cik_planned and not any(c.dataset == "cik_map" for c in plan.covered):
+        not_planned["cik_map_unavailable"] += waiting
+        waiting = 0
+    return {
+        "dry_run": True,
+        "portfolios": [n for n, _ in books],
+        "horizon_hours": horizon.total_seconds() / 3600,
+        "would_refresh": len(kept),
+        "by_service": dict(Counter(i.service for i in kept)),
+        "over_budget": len(over),
+        "over_budget_by_service": dict(Counter(i.service for i in over)),
+        "already_fresh": sum(1 for c in plan.covered if c.by == "cache"),
+        "not_planned": sum(not_planned.values()),
+        "not_planned_by_reason": dict(not_planned),
+        "filings_after_cik_map": waiting,
+        "budget": setup.budget,
+        "resuming_cycle_from": setup.cycle.resumed_from,
+        "first": [_label(i.request) for i in kept[:PREVIEW_SHOWN]],
+    }
 
 
 def _load_cycle(path: Path, now: datetime, used_now: Mapping[str, int]) -> Cycle:
