@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import random
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -213,13 +215,7 @@ class Ledger:
         except (OSError, sqlite3.Error) as exc:
             raise LedgerError(f"{self.path}: cannot open the run ledger ({exc}).") from None
         try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            self._conn = conn
-            self._migrate()
-            conn.execute("SELECT count(*) FROM runs").fetchone()  # reads a page: finds damage
+            self._setup(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
             self._conn = None
@@ -230,6 +226,27 @@ class Ledger:
             conn.close()
             self._conn = None
             raise
+
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        """Pragmas, migration, one read. Switching to WAL takes an exclusive lock and SQLite may
+        answer "database is locked" at once (no busy handler) while another process opens the
+        same file, so the setup is retried for as long as the busy timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute("PRAGMA foreign_keys = ON")
+                self._conn = conn
+                self._migrate()
+                conn.execute("SELECT count(*) FROM runs").fetchone()  # reads a page: finds damage
+                return
+            except sqlite3.OperationalError as exc:
+                self._conn = None
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01 + random.random() * 0.04)
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
