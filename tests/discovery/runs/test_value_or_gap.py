@@ -5,6 +5,7 @@ ends as a value or a gap, never both or neither, and the exit code follows the g
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,20 +35,21 @@ UNDRAWN = ("/", "/v1/test/getcrumb")  # Yahoo's session set-up: always answered
 
 
 def transport(data: st.DataObject) -> httpx.MockTransport:
-    """Each distinct request gets one drawn outcome (every retry of it sees the same)."""
-    drawn: dict[tuple[str, str, tuple[tuple[str, str], ...]], str] = {}
+    """Each distinct request gets one outcome (every retry of it sees the same), chosen from one
+    seed drawn up front: concurrent requests arrive in no fixed order, and drawing per request
+    in arrival order made hypothesis see a different draw sequence on each replay."""
+    seed = data.draw(st.integers(min_value=0, max_value=2**32 - 1), label="seed")
+
+    def outcome_for(ident: tuple[str, str, tuple[tuple[str, str], ...]]) -> str:
+        digest = hashlib.sha256(repr((seed, ident)).encode()).digest()
+        return STANDIN_OUTCOMES[int.from_bytes(digest[:4], "big") % len(STANDIN_OUTCOMES)]
 
     def handle(request: httpx.Request) -> httpx.Response:
         service, _, rest = request.url.path.lstrip("/").partition("/")
         path = "/" + rest
         params = {k: v for k, v in request.url.params.items() if k not in ("apikey", "api_key")}
         ident = (service, path, tuple(sorted(params.items())))
-        if path in UNDRAWN:
-            outcome = "ok"
-        elif ident not in drawn:
-            outcome = drawn[ident] = data.draw(st.sampled_from(STANDIN_OUTCOMES), label=path)
-        else:
-            outcome = drawn[ident]
+        outcome = "ok" if path in UNDRAWN else outcome_for(ident)
         answer = standin_answer(service, path, params, outcome, T0.date())
         if answer is None:
             raise httpx.ReadTimeout("no answer from the stand-in", request=request)
