@@ -73,7 +73,10 @@ REASONS: Mapping[str, Reason] = {
     "fx_unavailable": Reason(
         "fault", "No exchange rate for this currency; its totals stay in their own currency."
     ),
-    "disk_full": Reason("fault", "The data root's disk is full; free space and run again."),
+    "disk_full": Reason(
+        "fault",
+        "The data root could not be written (full or read-only); free space or allow writes.",
+    ),
 }
 
 INHERENT: frozenset[str] = frozenset(name for name, r in REASONS.items() if r.kind == "inherent")
