@@ -261,7 +261,7 @@ class Accumulator:
 
     # -- the result ---------------------------------------------------------------------------
 
-    def finish(self, digest: str) -> TradeBook:
+    def finish(self, digest: str, *, tolerant: bool = False) -> TradeBook:
         if self.rows_read == 0:
             raise InputError(f"{self.path}: has a header but no trade rows.", path=self.path, row=2)
         c = self.counts
@@ -331,6 +331,8 @@ class Accumulator:
                 by_strategy=self.by_strategy.frozen(),
                 by_month=self.by_month.frozen(),
             ),
+            source_bytes=self.dialect.size,
+            numbers_as_text=tolerant,
         )
 
 

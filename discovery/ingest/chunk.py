@@ -72,6 +72,7 @@ class Rows:
     entry_lut: IntArray
     entry_day: IntArray
     exit_day: IntArray
+    exit_stamp: IntArray  # ns since the epoch as written (NO_DAY when absent): the exit order
     x_codes: IntArray
     x_labels: Labels
     direction: IntArray
@@ -118,8 +119,13 @@ class Decoder:
         tolerant: bool,
         on_repeated_header: Callable[[int], None],
         text_columns: Sequence[str] = (),
+        lenient_numbers: Sequence[str] = (),
     ) -> Rows | None:
-        """The chunk's trade rows, or None when it holds none (only blank / header lines)."""
+        """The chunk's trade rows, or None when it holds none (only blank / header lines).
+
+        `text_columns` are handed on as text; `lenient_numbers` (read as text) as numbers where
+        they are numbers and NaN elsewhere.
+        """
         if frame.empty:
             return None
         uuid = self._text(frame, "Position_UUID")
@@ -145,9 +151,9 @@ class Decoder:
         strategies = [None if s is None else s.upper() for s in g_labels]
         sid_lut = self._strategy_ids(strategies, g_codes, rows)
         e_codes, e_labels = self._codes(frame, "Entry_Timestamp")
-        entry_lut = self._days(e_codes, e_labels, rows, "Entry_Timestamp", required=True)
+        entry_lut, _ = self._stamps(e_codes, e_labels, rows, "Entry_Timestamp", required=True)
         x_codes, x_labels = self._codes(frame, "Exit_Timestamp")
-        exit_lut = self._days(x_codes, x_labels, rows, "Exit_Timestamp", required=False)
+        exit_lut, exit_ns = self._stamps(x_codes, x_labels, rows, "Exit_Timestamp", required=False)
         d_codes, d_labels = self._codes(frame, "Direction")
         direction_lut = np.array(
             [_DIRECTIONS.get((d or "").lower(), UNKNOWN) for d in d_labels], dtype=np.int64
@@ -169,14 +175,28 @@ class Decoder:
             entry_lut=entry_lut,
             entry_day=entry_lut[e_codes],
             exit_day=exit_lut[x_codes],
+            exit_stamp=exit_ns[x_codes],
             x_codes=x_codes,
             x_labels=x_labels,
             direction=direction_lut[d_codes],
             d_codes=d_codes,
             d_labels=d_labels,
-            number=number,
+            number={**number, **{c: self._lenient(frame, c) for c in lenient_numbers}},
             text={c: self._text(frame, c) for c in text_columns},
         )
+
+    def _lenient(self, frame: pd.DataFrame, column: str) -> FloatArray:
+        """An optional number column read as text: what is not a finite, plausible number is
+        missing (NaN), never a refusal (the first pass did not read it)."""
+        if column not in self.has:
+            return np.full(len(frame), np.nan)
+        text = frame[column].astype(object)
+        if self.dialect.decimal == ",":
+            text = text.map(lambda v: v.replace(",", ".") if isinstance(v, str) else v)
+        values = np.array(pd.to_numeric(text, errors="coerce"), dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            values[~(np.abs(values) < MAX_MAGNITUDE)] = np.nan
+        return values
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -313,11 +333,13 @@ class Decoder:
             lut[code] = self._id(self.strategy_ids, label)
         return lut
 
-    def _days(
+    def _stamps(
         self, codes: IntArray, labels: Labels, rows: IntArray, column: str, *, required: bool
-    ) -> IntArray:
-        """Epoch days per label (missing → NO_DAY); a malformed date refuses the file."""
-        lut = parse_day_labels(labels)
+    ) -> tuple[IntArray, IntArray]:
+        """Epoch days and ns per label (missing → NO_DAY); a malformed date refuses the file."""
+        stamps = parse_stamp_labels(labels)
+        lut = _days_of(stamps)
+        ns = np.asarray(stamps.astype(np.int64), dtype=np.int64)  # NaT is NO_DAY too
         for code in np.flatnonzero(lut == NO_DAY):
             used = np.flatnonzero(codes == code)
             if not len(used):
@@ -330,7 +352,7 @@ class Decoder:
                 raise self.fail(
                     row, column, f"{echo(label)} is not a date (expected YYYY-MM-DD[ HH:MM:SS])"
                 )
-        return lut
+        return lut, ns
 
 
 # --------------------------------------------------------------------------------------------
@@ -389,9 +411,7 @@ def parse_stamp_labels(labels: Sequence[str | None]) -> npt.NDArray[np.datetime6
     return out
 
 
-def parse_day_labels(labels: Sequence[str | None]) -> IntArray:
-    """Dates as written → epoch days (`NO_DAY` when missing or not a date)."""
-    stamps = parse_stamp_labels(labels)
+def _days_of(stamps: npt.NDArray[np.datetime64]) -> IntArray:
     days = np.asarray(stamps.astype("datetime64[D]").astype(np.int64), dtype=np.int64)
     days[np.isnat(stamps)] = NO_DAY
     return days

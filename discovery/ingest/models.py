@@ -251,6 +251,11 @@ class TradeBook:
     active_positions: tuple[ActivePosition, ...]
     quality: DataQuality
     analytics: TradeAnalytics
+    source_bytes: int = 0
+    """The snapshot length read: the per-trade pass reads exactly these bytes again."""
+    numbers_as_text: bool = False
+    """Whether the file needed the text-typed read (a repeated header line): the per-trade pass
+    reads it the same way."""
 
     @property
     def ticker_symbols(self) -> tuple[str, ...]:

@@ -122,7 +122,9 @@ class ChunkStream:
     """pandas' chunks of one file (canonical column names), then its sha256 and size checks.
 
     Iterate once; afterwards `sha256` is the snapshot's digest. Raises `InputError` for anything
-    pandas cannot parse, `RetryTolerant` when a number needs a second, text-typed look.
+    pandas cannot parse, `RetryTolerant` when a number needs a second, text-typed look. Number
+    columns named in `as_text` are always read as text (the per-trade pass's optional extras,
+    which must never refuse a file the first pass accepted).
     """
 
     def __init__(
@@ -133,17 +135,22 @@ class ChunkStream:
         chunk_rows: int,
         *,
         tolerant: bool,
+        as_text: tuple[str, ...] = (),
     ) -> None:
         self.path = path
         self.dialect = dialect
         self.tolerant = tolerant
+        self.as_text = frozenset(as_text)
         self.chunk_rows = chunk_rows
         self.used = {c: a for c, a in dialect.columns.items() if c in columns}
         self.sha256 = ""
 
     def _reader(self, stream: HashingReader) -> Any:
         number_type: Any = object if self.tolerant else np.float64
-        dtypes = {a: number_type if c in _NUMBERS else object for c, a in self.used.items()}
+        dtypes = {
+            a: number_type if c in _NUMBERS and c not in self.as_text else object
+            for c, a in self.used.items()
+        }
         na_values = {a: NUMBER_NA if c in _NUMBERS else TEXT_NA for c, a in self.used.items()}
         return functools.partial(
             pd.read_csv,

@@ -79,4 +79,4 @@ def _read(
     stream = ChunkStream(path, dialect, USED_COLUMNS, chunk_rows, tolerant=tolerant)
     for chunk in stream:
         book.add(chunk, tolerant=tolerant)
-    return book.finish(stream.sha256)
+    return book.finish(stream.sha256, tolerant=tolerant)
