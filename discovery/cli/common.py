@@ -7,23 +7,29 @@ reading stdout always gets JSON.
 
 When stdout is not a terminal (a pipe, an assistant's shell tool) tables are printed at their
 full width: rich would otherwise assume 80 columns and cut cells to `output…`.
+
+The data root is checked before a command does anything: it must exist and be a directory
+(no command creates one: a mistyped `--data-root` is an error naming the path, never a new
+tree), and for commands that write, the folders they write into must be writable.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
+import os
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from discovery.errors import InputError, StorageError
+from discovery.errors import InputError, StorageError, echo
 from discovery.settings import Settings, load_settings
 from discovery.upstream import Target
 
@@ -100,11 +106,104 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
-def settings_from(data_root: Path | None, config: Path | None = None, **extra: Any) -> Settings:
+DataRootUse = Literal["read", "write", "any"]
+
+FLAG_NAMES: dict[str, str] = {
+    "data_root": "--data-root",
+    "max_concurrency": "--max-concurrency",
+    "memory_limit_mb": "--memory-limit-mb",
+    "benchmark": "--benchmark",
+}
+
+
+def settings_from(
+    data_root: Path | None,
+    config: Path | None = None,
+    *,
+    use: DataRootUse = "read",
+    **flags: Any,
+) -> Settings:
+    """Settings for a command (flags validated like every other source, one sentence each),
+    then the up-front data-root checks for what the command does with it (`use`)."""
     try:
-        return load_settings(config, data_root=data_root, **extra)
+        settings = load_settings(config, flag_names=FLAG_NAMES, data_root=data_root, **flags)
+        if use != "any":
+            check_data_root(settings, data_root, writes=use == "write")
     except InputError as exc:
         fail(str(exc))
+    return settings
+
+
+def _root_source(flag: Path | None) -> str:
+    if flag is not None:
+        return "from --data-root"
+    if os.environ.get("TRADESCOUT_DATA_ROOT"):
+        return "from TRADESCOUT_DATA_ROOT"
+    return "the default, ./data"
+
+
+def check_data_root(settings: Settings, flag: Path | None = None, *, writes: bool) -> None:
+    """The data root exists and is a directory; for a writing command, what it writes into
+    (outputs/, cache/, state/) is writable — checked now, before anything is fetched."""
+    root = settings.data_root
+    how = "point at yours with --data-root PATH or TRADESCOUT_DATA_ROOT"
+    try:
+        root.stat()
+    except FileNotFoundError:
+        raise InputError(
+            f"Data root {root} ({_root_source(flag)}) does not exist; {how}.", path=root
+        ) from None
+    except OSError as exc:
+        raise InputError(
+            f"Data root {root} cannot be used ({exc.strerror or exc}); {how}.", path=root
+        ) from None
+    if not root.is_dir():
+        raise InputError(
+            f"Data root {root} ({_root_source(flag)}) is a file, not a folder; {how}.", path=root
+        )
+    if not writes:
+        return
+    layout = settings.layout
+    for target in (layout.discovery_dir, layout.cache_dir, layout.state_dir):
+        _check_writable(target, root)
+
+
+def _check_writable(target: Path, root: Path) -> None:
+    """The nearest existing folder on the way to `target` is a folder we may write in."""
+    probe = target
+    while not probe.exists() and probe != root and probe.parent != probe:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise InputError(
+            f"{probe} is a file, but tradescout keeps a folder there; move the file away.",
+            path=probe,
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(
+            f"{probe} is not writable (read-only, immutable or not yours); tradescout writes "
+            f"{target.relative_to(root) if target.is_relative_to(root) else target} there. "
+            "Make it writable or use another --data-root.",
+            path=probe,
+        )
+
+
+def check_number(flag: str, value: float | None, low: float, high: float) -> None:
+    """A numeric option in range and finite, else one sentence (not click's usage block)."""
+    if value is None:
+        return
+    if not math.isfinite(value) or not low <= value <= high:
+        fail(f"{flag} {echo(value)} is out of range: use a number from {low:g} to {high:g}.")
+
+
+def check_names(names: list[str]) -> None:
+    """Portfolio names given on the command line, validated before any lock or file is taken."""
+    from discovery.layout import check_portfolio_name
+
+    for name in names:
+        try:
+            check_portfolio_name(name)
+        except InputError as exc:
+            fail(str(exc))
 
 
 def guarded(fn: Callable[[], T]) -> T:

@@ -16,6 +16,8 @@ from discovery.cli.common import (
     JsonOption,
     OfflineOption,
     SandboxOption,
+    check_names,
+    check_number,
     fail,
     guarded,
     print_json,
@@ -65,7 +67,7 @@ def refresh(
         typer.Option("--all", help="Refresh every portfolio (the default when none is named)."),
     ] = False,
     horizon_hours: Annotated[
-        float, typer.Option(min=0, help="Re-fetch entries that expire within this many hours.")
+        float, typer.Option(help="Re-fetch entries that expire within this many hours (0-720).")
     ] = 12.0,
     budget: Annotated[
         list[str] | None,
@@ -87,9 +89,11 @@ def refresh(
     from discovery.runs.refresh import refresh_async
     from discovery.runs.runlock import RunLock
 
-    settings = settings_from(data_root, config)
+    settings = settings_from(data_root, config, use="read" if dry_run else "write")
+    check_number("--horizon-hours", horizon_hours, 0, 720)
     budgets = parse_budgets(budget or [])
     names = [] if all_portfolios else list(portfolios or [])
+    check_names(names)  # before the lock: a refused name leaves nothing behind
     if dry_run:
         _print_preview(settings, names, horizon_hours, budgets, sandbox, offline, json_out)
         return

@@ -181,6 +181,11 @@ _BARE_LINE_RE = re.compile(
 )
 
 
+_RATING_LINE_RE = re.compile(
+    rf"^[ \t]*(?:[-*+][ \t]+)?(?:\*\*|__|(?:{_RATING_ALT}))[^\n]*", re.MULTILINE
+)
+
+
 def _standalone_rating(line: str) -> str | None:
     """A line that *is* a rating: `**BUY**`, `**HOLD with caution** — …`, or bare `STRONG BUY`."""
     m = _BOLD_LINE_RE.match(line)
@@ -216,8 +221,9 @@ def _section_rating(body: str) -> str | None:
         title = heading.group("title").lower()
         if "recommendation" not in title and "rating" not in title:
             continue
-        for line in body[heading.end() + 1 : ends[i]].split("\n"):
-            rating = _standalone_rating(line)
+        # Only lines that can be a rating (bold, or starting with a rating word) are examined.
+        for candidate in _RATING_LINE_RE.finditer(body, heading.end() + 1, ends[i]):
+            rating = _standalone_rating(candidate.group(0))
             if rating is not None:
                 return rating
     return None
