@@ -263,7 +263,9 @@ class Accumulator:
 
     def finish(self, digest: str, *, tolerant: bool = False) -> TradeBook:
         if self.rows_read == 0:
-            raise InputError(f"{self.path}: has a header but no trade rows.", path=self.path, row=2)
+            raise InputError(
+                f"{self.path}: has a header (row 1) but no trade rows.", path=self.path, row=1
+            )
         c = self.counts
         stats: dict[str, TickerStats] = {}
         for ticker, k in sorted(self.decoder.ticker_ids.items()):
