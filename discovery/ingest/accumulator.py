@@ -35,6 +35,7 @@ from discovery.ingest.chunk import (
 )
 from discovery.ingest.columns import USED_COLUMNS, BoolArray, FloatArray, IntArray
 from discovery.ingest.dialect import Dialect
+from discovery.ingest.drawdown import ExitOrder
 from discovery.ingest.models import (
     MAX_KEPT_ISSUES,
     ActivePosition,
@@ -50,7 +51,9 @@ _INT_SUMS = ("total", "closed", "active", "wins", "losses", "breakevens")
 
 
 class Accumulator:
-    def __init__(self, path: Path, dialect: Dialect, as_of: date | None) -> None:
+    def __init__(
+        self, path: Path, dialect: Dialect, as_of: date | None, scratch: Path | None = None
+    ) -> None:
         self.path = path
         self.dialect = dialect
         self.as_of = as_of
@@ -64,6 +67,7 @@ class Accumulator:
         self.by_strategy = KeyedSums(STRATEGY_MEASURES)
         self.by_month = KeyedSums(MONTH_MEASURES)
         self.duplicates = DuplicateIds()
+        self.exits = ExitOrder(scratch)
         self.open_uuids: dict[int, list[str]] = {}
         self.strategies: Counter[str] = Counter()
         self.gross_profit = 0.0
@@ -186,6 +190,8 @@ class Accumulator:
                 "open": w(out.opened),
             },
         )
+        curve = np.flatnonzero(out.has_pnl & (rows.exit_day != NO_DAY))
+        self.exits.add(rows.exit_stamp[curve], rows.rows[curve], rows.gid[curve], pnl[curve])
         exited = np.flatnonzero(out.closed & (rows.exit_day != NO_DAY))
         if len(exited):
             months = rows.exit_day[exited].astype("datetime64[D]").astype("datetime64[M]")
@@ -333,6 +339,7 @@ class Accumulator:
                 by_strategy=self.by_strategy.frozen(),
                 by_month=self.by_month.frozen(),
             ),
+            exits=self.exits,
             source_bytes=self.dialect.size,
             numbers_as_text=tolerant,
         )

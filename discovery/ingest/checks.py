@@ -306,8 +306,8 @@ def uuid_check(rows: Rows) -> Check:
             [f"{tickers[int(p) // width]}_{strategies[int(p) % width]}_" for p in p_uniques],
             dtype=object,
         )
-        s_codes, s_uniques = pd.factorize(short)
-        l_codes, l_uniques = pd.factorize(long_)
+        s_codes, s_uniques = pd.factorize(short, use_na_sentinel=False)
+        l_codes, l_uniques = pd.factorize(long_, use_na_sentinel=False)
         span = len(l_uniques) + 1
         w_codes, w_uniques = pd.factorize(s_codes * span + l_codes)
         s_text = np.array([f"{window_label(float(v))}_" for v in s_uniques], dtype=object)

@@ -7,12 +7,15 @@ largest fall from a running peak to a later trough; `peak_date` is None when tha
 start (a curve that opens with losses).
 
 Ordering every closed trade needs all of them at once, which a 5M-row file must not hold in
-memory. So the second pass writes sorted runs of fixed size (24 bytes a trade) to a private
-temporary directory and merges them block by block. Why this and not SQLite or `heapq.merge`:
-numpy sorts a run and merges blocks at memory speed (a blocked k-way merge emits everything up
-to the smallest last key among the runs' current blocks, then reloads), where inserting a
-million rows into a temporary table and reading them back ordered, or a Python-level heap merge,
-costs seconds per million. A file whose closed trades fit in one run never touches the disk.
+memory. So while the first pass streams the file, each closed trade's (exit timestamp, row,
+ticker id, PnL) — 32 bytes — goes into sorted runs of fixed size, spilled to a private temporary
+directory once full (`ExitOrder`); the report side later folds them with its ticker → currency
+map by a blocked k-way merge. Why this and not a second read, SQLite or `heapq.merge`: reading the
+CSV again costs as much as the first pass (pandas tokenizes every column of every line), and
+inserting a million rows into a temporary table and reading them back ordered, or a Python-level
+heap merge, costs seconds per million, where numpy sorts a run and merges blocks at memory speed
+(a round emits everything up to the smallest last key among the runs' current blocks, then
+reloads). A file whose closed trades fit in one run never touches the disk.
 """
 
 from __future__ import annotations
@@ -22,24 +25,22 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 
 from discovery.ingest.analytics import UNKNOWN_CURRENCY
-from discovery.ingest.checks import Outcome
-from discovery.ingest.chunk import NO_DAY, Rows
-from discovery.ingest.closed_trades import second_pass
-from discovery.ingest.columns import REQUIRED_COLUMNS
+from discovery.ingest.columns import FloatArray, IntArray
 from discovery.ingest.figures import money
-from discovery.ingest.models import TradeBook
+
+if TYPE_CHECKING:
+    from discovery.ingest.models import TradeBook
 
 RUN_TRADES = 1 << 18
-"""Trades per sorted run (6 MB): the memory the sort needs, whatever the file's size."""
+"""Trades per sorted run (8 MB): the memory the sort needs, whatever the file's size."""
 _BLOCK = 1 << 15
-_RECORD = np.dtype([("stamp", "<i8"), ("row", "<i8"), ("pnl", "<f8")])
-_COLUMNS = (*REQUIRED_COLUMNS, "Exit_Timestamp", "PnL")
+_RECORD = np.dtype([("stamp", "<i8"), ("row", "<i8"), ("gid", "<i8"), ("pnl", "<f8")])
 Records = npt.NDArray[Any]
 
 
@@ -110,44 +111,58 @@ def _day(stamp: int | None) -> date | None:
     return day
 
 
-class _Runs:
-    """Trades per currency in sorted runs: in memory until a run is full, then on disk."""
+class ExitOrder:
+    """Closed trades in sorted runs: in memory until a run is full, then in a temporary file.
 
-    def __init__(self, scratch: Path | None) -> None:
+    Filled by the first pass (`add`), then read any number of times in (exit timestamp, row)
+    order (`blocks`). The temporary directory is removed by `close()`, or when the object is
+    garbage-collected (tempfile's finalizer), whichever comes first.
+    """
+
+    def __init__(self, scratch: Path | None = None) -> None:
         self.scratch = scratch
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self.pending: dict[int, list[Records]] = {}
-        self.pending_size: dict[int, int] = {}
-        self.files: dict[int, list[Path]] = {}
+        self._pending: list[Records] = []
+        self._pending_size = 0
+        self._tail: Records | None = None
+        self._files: list[Path] = []
+        self.trades = 0
 
-    def add(self, currency: int, records: Records) -> None:
-        self.pending.setdefault(currency, []).append(records)
-        size = self.pending_size.get(currency, 0) + len(records)
-        self.pending_size[currency] = size
-        if size >= RUN_TRADES:
-            self._spill(currency)
-
-    def _spill(self, currency: int) -> None:
-        run = _sorted(np.concatenate(self.pending.pop(currency)))
-        self.pending_size[currency] = 0
-        if self._tmp is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="tradescout-curve-", dir=self.scratch)
-        files = self.files.setdefault(currency, [])
-        path = Path(self._tmp.name) / f"{currency}-{len(files)}.bin"
-        run.tofile(path)
-        files.append(path)
-
-    def ordered(self, currency: int) -> Iterator[Records]:
-        """The currency's trades in (exit timestamp, row) order, a block at a time."""
-        tail = self.pending.pop(currency, [])
-        memory = _sorted(np.concatenate(tail)) if tail else np.zeros(0, _RECORD)
-        files = self.files.get(currency, [])
-        if not files:
-            yield memory
+    def add(self, stamps: IntArray, rows: IntArray, gids: IntArray, pnls: FloatArray) -> None:
+        if not len(rows):
             return
-        handles = [path.open("rb") for path in files]
+        records = np.zeros(len(rows), dtype=_RECORD)
+        records["stamp"], records["row"], records["gid"], records["pnl"] = stamps, rows, gids, pnls
+        self._pending.append(records)
+        self._pending_size += len(records)
+        self.trades += len(records)
+        self._tail = None
+        if self._pending_size >= RUN_TRADES:
+            self._spill()
+
+    def _take(self) -> Records:
+        run = _sorted(np.concatenate(self._pending)) if self._pending else np.zeros(0, _RECORD)
+        self._pending, self._pending_size = [], 0
+        return run
+
+    def _spill(self) -> None:
+        run = self._take()
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="tradescout-exits-", dir=self.scratch)
+        path = Path(self._tmp.name) / f"run-{len(self._files)}.bin"
+        run.tofile(path)
+        self._files.append(path)
+
+    def blocks(self) -> Iterator[Records]:
+        """Every trade added, in (exit timestamp, row) order, a block at a time."""
+        if self._tail is None:
+            self._tail = self._take()
+        if not self._files:
+            yield self._tail
+            return
+        handles = [path.open("rb") for path in self._files]
         try:
-            yield from _merge([_Reader(h) for h in handles] + [_Reader(None, memory)])
+            yield from _merge([_Reader(h) for h in handles] + [_Reader(None, self._tail)])
         finally:
             for handle in handles:
                 handle.close()
@@ -155,6 +170,7 @@ class _Runs:
     def close(self) -> None:
         if self._tmp is not None:
             self._tmp.cleanup()
+            self._tmp, self._files = None, []
 
 
 def _sorted(records: Records) -> Records:
@@ -215,52 +231,25 @@ def _merge(readers: list[_Reader]) -> Iterator[Records]:
 
 
 def realized_drawdowns(
-    book: TradeBook,
-    currency_of: Mapping[str, str | None] | None = None,
-    *,
-    chunk_rows: int = 50_000,
-    scratch_dir: Path | None = None,
+    book: TradeBook, currency_of: Mapping[str, str | None] | None = None
 ) -> dict[str, Drawdown]:
-    """`period_performance.max_drawdown` per currency: a second streaming pass over the file.
+    """`period_performance.max_drawdown` per currency, from the book's exit order.
 
-    Tickers missing from `currency_of` count under "unknown". Sorted runs go to a temporary
-    directory under `scratch_dir` (default: the system's) and are removed before returning.
+    Tickers missing from `currency_of` count under "unknown". Pure apart from reading the
+    book's runs back (no CSV is read again).
     """
+    tickers = book.analytics.tickers
     names: dict[str, int] = {}
-    runs = _Runs(scratch_dir)
-    try:
-        for rows, out in second_pass(book, _COLUMNS, chunk_rows=chunk_rows):
-            _collect(rows, out, currency_of or {}, names, runs)
-        result: dict[str, Drawdown] = {}
-        for name, code in sorted(names.items()):
-            curve = _Curve()
-            for block in runs.ordered(code):
-                curve.feed(block)
-            result[name] = curve.result(name)
-        return result
-    finally:
-        runs.close()
-
-
-def _collect(
-    rows: Rows,
-    out: Outcome,
-    currency_of: Mapping[str, str | None],
-    names: dict[str, int],
-    runs: _Runs,
-) -> None:
-    on_curve = np.flatnonzero(out.has_pnl & (rows.exit_day != NO_DAY))
-    if not len(on_curve):
-        return
     lut = np.array(
-        [names.setdefault(currency_of.get(t) or UNKNOWN_CURRENCY, len(names)) if t else -1
-         for t in rows.tickers],
+        [names.setdefault((currency_of or {}).get(t) or UNKNOWN_CURRENCY, len(names))
+         for t in tickers] or [0],
         dtype=np.int64,
     )  # fmt: skip
-    currency = lut[rows.t_codes[on_curve]]
-    records = np.zeros(len(on_curve), dtype=_RECORD)
-    records["stamp"] = rows.exit_stamp[on_curve]
-    records["row"] = rows.rows[on_curve]
-    records["pnl"] = rows.number["PnL"][on_curve]
-    for code in np.unique(currency):
-        runs.add(int(code), records[currency == code])
+    curves: dict[int, _Curve] = {}
+    for block in book.exits.blocks():
+        codes = lut[block["gid"]]
+        for code in np.unique(codes):
+            curves.setdefault(int(code), _Curve()).feed(block[codes == code])
+    by_code = {code: name for name, code in names.items()}
+    return {by_code[c]: curve.result(by_code[c]) for c, curve in sorted(curves.items(),
+            key=lambda kv: by_code[kv[0]])}  # fmt: skip

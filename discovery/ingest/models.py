@@ -27,6 +27,7 @@ from discovery.ingest.analytics import (
     fold_strategies,
     fold_tickers,
 )
+from discovery.ingest.drawdown import ExitOrder
 from discovery.ingest.figures import expectancy_of, finite, money, ratio, win_rate_of
 
 MAX_KEPT_ISSUES = 500
@@ -251,6 +252,8 @@ class TradeBook:
     active_positions: tuple[ActivePosition, ...]
     quality: DataQuality
     analytics: TradeAnalytics
+    exits: ExitOrder
+    """Closed trades in exit order (sorted runs, possibly on disk): `realized_drawdowns`."""
     source_bytes: int = 0
     """The snapshot length read: the per-trade pass reads exactly these bytes again."""
     numbers_as_text: bool = False

@@ -53,29 +53,44 @@ def open_snapshot(path: Path) -> Dialect:
     return sniff(path, info.st_size)
 
 
-def ingest(path: Path, *, chunk_rows: int = 50_000, as_of: date | None = None) -> TradeBook:
+def ingest(
+    path: Path,
+    *,
+    chunk_rows: int = 50_000,
+    as_of: date | None = None,
+    scratch_dir: Path | None = None,
+) -> TradeBook:
     """Stream the trade-history CSV at `path` into a `TradeBook`.
 
-    Pure apart from reading the file. `as_of` (optional) is the day `days_since_entry` of open
-    positions is counted to; without it the CSV's own `Days_Since_Entry` is reported.
-    Raises `InputError` (one sentence with file, row and column) for input that cannot be used.
+    Pure apart from reading the file and, for files with more than 262,144 closed trades, the
+    sorted runs of their exit order written to a temporary directory under `scratch_dir` (the
+    system's by default; see `drawdown.ExitOrder`). `as_of` (optional) is the day
+    `days_since_entry` of open positions is counted to; without it the CSV's own
+    `Days_Since_Entry` is reported. Raises `InputError` (one sentence with file, row and
+    column) for input that cannot be used.
     """
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be at least 1")
     path = Path(path)
     dialect = open_snapshot(path)
     try:
-        return _read(path, dialect, chunk_rows, as_of, tolerant=False)
+        return _read(path, dialect, chunk_rows, as_of, scratch_dir, tolerant=False)
     except RetryTolerant:
         # A cell did not parse as a number: re-read with numbers as text to find out whether it
         # is a repeated header line (skipped, reported) or a bad value (refused with its row).
-        return _read(path, dialect, chunk_rows, as_of, tolerant=True)
+        return _read(path, dialect, chunk_rows, as_of, scratch_dir, tolerant=True)
 
 
 def _read(
-    path: Path, dialect: Dialect, chunk_rows: int, as_of: date | None, *, tolerant: bool
+    path: Path,
+    dialect: Dialect,
+    chunk_rows: int,
+    as_of: date | None,
+    scratch: Path | None,
+    *,
+    tolerant: bool,
 ) -> TradeBook:
-    book = Accumulator(path, dialect, as_of)
+    book = Accumulator(path, dialect, as_of, scratch)
     stream = ChunkStream(path, dialect, USED_COLUMNS, chunk_rows, tolerant=tolerant)
     for chunk in stream:
         book.add(chunk, tolerant=tolerant)

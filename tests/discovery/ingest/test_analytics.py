@@ -168,10 +168,12 @@ def test_drawdown_through_sorted_runs_on_disk_matches_brute_force(
         expected.append((stamp, i + 2, pnl))
     path = tmp_path / "many.csv"
     path.write_text(csv_text(rows), encoding="utf-8")
-    book = ingest(path, chunk_rows=64)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    result = realized_drawdowns(book, {"AAA": "USD"}, chunk_rows=64, scratch_dir=scratch)["USD"]
+    book = ingest(path, chunk_rows=64, scratch_dir=scratch)
+    assert len(list(scratch.iterdir())) == 1  # the runs are on disk
+    result = realized_drawdowns(book, {"AAA": "USD"})["USD"]
+    assert realized_drawdowns(book, {"AAA": "USD"})["USD"] == result  # read again, same answer
     value, peak, trough = brute_drawdown(expected)
     assert result.value == pytest.approx(value, abs=1e-6)
     assert (str(result.peak_date) if result.peak_date else None, str(result.trough_date)) == (
@@ -179,6 +181,7 @@ def test_drawdown_through_sorted_runs_on_disk_matches_brute_force(
         trough,
     )
     assert result.trades == 600
+    book.exits.close()
     assert list(scratch.iterdir()) == []  # the runs are removed
 
 
@@ -262,3 +265,9 @@ def test_duplicate_position_uuids_across_chunks(tmp_path: Path) -> None:
     dups = [i for i in book.quality.issues if i.kind == "duplicate_uuid"]
     assert [i.row for i in dups] == [41, 42]  # row 4 holds the first AAA_SMA_3_20
     assert "AAA_SMA_3_20_2026-01-05" in dups[0].message
+
+
+def test_an_empty_window_beside_a_full_one_in_one_chunk(tmp_path: Path) -> None:
+    # found by the fuzz test: the UUID fast path indexed its window table with NaN's -1 code
+    rows = [trade(Long_Window=""), trade(Short_Window=2)]
+    assert _kinds(tmp_path, rows) == []
