@@ -23,6 +23,8 @@ from discovery.ingest.analytics import (
     KeyedSums,
     TradeAnalytics,
     pack,
+    unpack,
+    whole,
 )
 from discovery.ingest.checks import Check, DuplicateIds, Outcome, outcome, row_checks, uuid_check
 from discovery.ingest.chunk import (
@@ -33,9 +35,10 @@ from discovery.ingest.chunk import (
     Rows,
     day_from_epoch,
 )
-from discovery.ingest.columns import USED_COLUMNS, BoolArray, FloatArray, IntArray
+from discovery.ingest.columns import USED_COLUMNS, FloatArray
 from discovery.ingest.dialect import Dialect
 from discovery.ingest.drawdown import ExitOrder
+from discovery.ingest.figures import mean_of
 from discovery.ingest.models import (
     MAX_KEPT_ISSUES,
     ActivePosition,
@@ -47,8 +50,6 @@ from discovery.ingest.models import (
     TradeBook,
 )
 
-_INT_SUMS = ("total", "closed", "active", "wins", "losses", "breakevens")
-
 
 class Accumulator:
     def __init__(
@@ -59,9 +60,6 @@ class Accumulator:
         self.as_of = as_of
         self.decoder = Decoder(path, dialect, USED_COLUMNS)
         self.has = self.decoder.has
-        self.counts = {name: np.zeros(0, dtype=np.int64) for name in _INT_SUMS}
-        self.pnl = np.zeros(0, dtype=np.float64)
-        self.ret = np.zeros(0, dtype=np.float64)
         self.first_entry = np.zeros(0, dtype=np.int64)
         self.last_exit = np.zeros(0, dtype=np.int64)
         self.by_strategy = KeyedSums(STRATEGY_MEASURES)
@@ -70,10 +68,6 @@ class Accumulator:
         self.exits = ExitOrder(scratch)
         self.open_uuids: dict[int, list[str]] = {}
         self.strategies: Counter[str] = Counter()
-        self.gross_profit = 0.0
-        self.gross_loss = 0.0
-        self.win_return = [0.0, 0]
-        self.loss_return = [0.0, 0]
         self.active_positions: list[ActivePosition] = []
         self.issues: list[Issue] = []
         self.issue_counts: Counter[str] = Counter()
@@ -106,47 +100,20 @@ class Accumulator:
 
     def _grow(self) -> None:
         size = len(self.decoder.ticker_ids)
-        extra = size - len(self.pnl)
+        extra = size - len(self.first_entry)
         if extra <= 0:
             return
-        for name, array in self.counts.items():
-            self.counts[name] = np.concatenate([array, np.zeros(extra, np.int64)])
-        self.pnl = np.concatenate([self.pnl, np.zeros(extra)])
-        self.ret = np.concatenate([self.ret, np.zeros(extra)])
         self.first_entry = np.concatenate(
             [self.first_entry, np.full(extra, np.iinfo(np.int64).max, np.int64)]
         )
         self.last_exit = np.concatenate([self.last_exit, np.full(extra, NO_DAY, np.int64)])
 
     def _count(self, rows: Rows, out: Outcome) -> None:
-        """Per-ticker counts and sums, and the portfolio's win/loss sums (vectorized)."""
-        gid, width = rows.gid, len(self.pnl)
-        pnl, ret = rows.number["PnL"], rows.number["Return"]
-
-        def count(mask: BoolArray) -> IntArray:
-            return np.bincount(gid[mask], minlength=width).astype(np.int64)
-
-        c = self.counts
-        c["total"] += np.bincount(gid, minlength=width).astype(np.int64)
-        c["closed"] += count(out.closed)
-        c["active"] += count(out.opened)
-        c["wins"] += count(out.win)
-        c["losses"] += count(out.loss)
-        c["breakevens"] += count(out.even)
-        self.pnl += np.bincount(gid, weights=np.where(out.has_pnl, pnl, 0.0), minlength=width)
-        closed_ret = out.closed & ~np.isnan(ret)
-        self.ret += np.bincount(gid, weights=np.where(closed_ret, ret, 0.0), minlength=width)
+        """Per-ticker first entry / last exit, and the strategy distribution (vectorized)."""
+        gid = rows.gid
         np.minimum.at(self.first_entry, gid, rows.entry_day)
         exited = out.closed & (rows.exit_day != NO_DAY)
         np.maximum.at(self.last_exit, gid[exited], rows.exit_day[exited])
-        self.gross_profit += float(pnl[out.win].sum())
-        self.gross_loss += float(-pnl[out.loss].sum())
-        win_ret = out.win & ~np.isnan(ret)
-        loss_ret = out.loss & ~np.isnan(ret)
-        self.win_return[0] += float(ret[win_ret].sum())
-        self.win_return[1] += int(win_ret.sum())
-        self.loss_return[0] += float(ret[loss_ret].sum())
-        self.loss_return[1] += int(loss_ret.sum())
         self.rows_read += len(rows)
         for sid_label, used in zip(
             rows.strategies, np.bincount(rows.g_codes, minlength=len(rows.strategies)), strict=True
@@ -155,39 +122,31 @@ class Accumulator:
                 self.strategies[sid_label] += int(used)
 
     def _fold_sums(self, rows: Rows, out: Outcome) -> None:
-        """The foldable sums: per (strategy, ticker) and per (exit month, ticker)."""
+        """The sums per (strategy, ticker) — every per-ticker and portfolio figure is a fold of
+        them — per (exit month, ticker), and the exit order for the drawdown."""
         pnl, ret = rows.number["PnL"], rows.number["Return"]
-        counted = np.flatnonzero(out.closed | out.opened)
-        if not len(counted):
-            return
-
-        def w(mask: BoolArray, values: FloatArray | None = None) -> FloatArray:
-            m = mask[counted]
-            if values is None:
-                return m.astype(np.float64)
-            return np.where(m, values[counted], 0.0)
-
-        win_ret = out.win & ~np.isnan(ret)
-        loss_ret = out.loss & ~np.isnan(ret)
+        has_ret = ~np.isnan(ret)
+        win_ret, loss_ret = out.win & has_ret, out.loss & has_ret
         held = ~np.isnan(out.holding_days)
-        keys = pack(rows.sid[counted] + 1, rows.gid[counted])
         self.by_strategy.add(
-            keys,
+            pack(rows.sid + 1, rows.gid),
             {
-                "closed": w(out.closed),
-                "wins": w(out.win),
-                "losses": w(out.loss),
-                "breakevens": w(out.even),
-                "pnl": w(out.has_pnl, pnl),
-                "gross_profit": w(out.win, pnl),
-                "gross_loss": w(out.loss, -pnl),
-                "win_return": w(win_ret, ret),
-                "win_return_n": w(win_ret),
-                "loss_return": w(loss_ret, ret),
-                "loss_return_n": w(loss_ret),
-                "holding_days": w(held, out.holding_days),
-                "holding_n": w(held),
-                "open": w(out.opened),
+                "total": None,
+                "closed": out.closed,
+                "wins": out.win,
+                "losses": out.loss,
+                "breakevens": out.even,
+                "pnl": np.where(out.has_pnl, pnl, 0.0),
+                "ret": np.where(out.closed & has_ret, ret, 0.0),
+                "gross_profit": np.where(out.win, pnl, 0.0),
+                "gross_loss": np.where(out.loss, -pnl, 0.0),
+                "win_return": np.where(win_ret, ret, 0.0),
+                "win_return_n": win_ret,
+                "loss_return": np.where(loss_ret, ret, 0.0),
+                "loss_return_n": loss_ret,
+                "holding_days": np.where(held, out.holding_days, 0.0),
+                "holding_n": held,
+                "open": out.opened,
             },
         )
         curve = np.flatnonzero(out.has_pnl & (rows.exit_day != NO_DAY))
@@ -198,9 +157,9 @@ class Accumulator:
             self.by_month.add(
                 pack(months.astype(np.int64), rows.gid[exited]),
                 {
-                    "closed": np.ones(len(exited)),
-                    "wins": out.win[exited].astype(np.float64),
-                    "losses": out.loss[exited].astype(np.float64),
+                    "closed": None,
+                    "wins": out.win[exited],
+                    "losses": out.loss[exited],
                     "pnl": np.where(out.has_pnl[exited], pnl[exited], 0.0),
                 },
             )
@@ -272,20 +231,33 @@ class Accumulator:
             raise InputError(
                 f"{self.path}: has a header (row 1) but no trade rows.", path=self.path, row=1
             )
-        c = self.counts
+        sums = self.by_strategy.frozen()
+        width = len(self.decoder.ticker_ids)
+        _, gid = unpack(sums.keys)
+
+        def per_ticker(name: str) -> FloatArray:
+            return np.asarray(
+                np.bincount(gid, weights=sums.column(name), minlength=width), dtype=np.float64
+            )
+
+        def portfolio(name: str) -> float:
+            return float(sums.column(name).sum())
+
+        t = {name: per_ticker(name) for name in ("total", "closed", "open", "wins", "losses",
+                                                  "breakevens", "pnl", "ret")}  # fmt: skip
         stats: dict[str, TickerStats] = {}
         for ticker, k in sorted(self.decoder.ticker_ids.items()):
             last = int(self.last_exit[k])
             stats[ticker] = TickerStats(
                 ticker=ticker,
-                total_trades=int(c["total"][k]),
-                closed_trades=int(c["closed"][k]),
-                active_trades=int(c["active"][k]),
-                total_pnl=float(self.pnl[k]),
-                total_return=float(self.ret[k]),
-                wins=int(c["wins"][k]),
-                losses=int(c["losses"][k]),
-                breakevens=int(c["breakevens"][k]),
+                total_trades=whole(t["total"][k]),
+                closed_trades=whole(t["closed"][k]),
+                active_trades=whole(t["open"][k]),
+                total_pnl=float(t["pnl"][k]),
+                total_return=float(t["ret"][k]),
+                wins=whole(t["wins"][k]),
+                losses=whole(t["losses"][k]),
+                breakevens=whole(t["breakevens"][k]),
                 first_entry=day_from_epoch(int(self.first_entry[k])),
                 last_exit=None if last == NO_DAY else day_from_epoch(last),
                 open_positions=tuple(self.open_uuids.get(k, ())),
@@ -293,8 +265,8 @@ class Accumulator:
         exits = [s.last_exit for s in stats.values() if s.last_exit is not None]
         summary = PortfolioSummary(
             total_trades=self.rows_read,
-            closed_trades=int(c["closed"].sum()),
-            active_trades=int(c["active"].sum()),
+            closed_trades=whole(portfolio("closed")),
+            active_trades=whole(portfolio("open")),
             unique_tickers=len(stats),
             first_entry_date=min(
                 (s.first_entry for s in stats.values() if s.first_entry), default=None
@@ -302,14 +274,14 @@ class Accumulator:
             last_exit_date=max(exits, default=None),
         )
         metrics = PerformanceMetrics(
-            total_wins=int(c["wins"].sum()),
-            total_losses=int(c["losses"].sum()),
-            total_breakevens=int(c["breakevens"].sum()),
-            total_pnl=float(self.pnl.sum()),
-            gross_profit=self.gross_profit,
-            gross_loss=self.gross_loss,
-            average_win_return=_mean(self.win_return),
-            average_loss_return=_mean(self.loss_return),
+            total_wins=whole(portfolio("wins")),
+            total_losses=whole(portfolio("losses")),
+            total_breakevens=whole(portfolio("breakevens")),
+            total_pnl=portfolio("pnl"),
+            gross_profit=portfolio("gross_profit"),
+            gross_loss=portfolio("gross_loss"),
+            average_win_return=mean_of(portfolio("win_return"), portfolio("win_return_n")),
+            average_loss_return=mean_of(portfolio("loss_return"), portfolio("loss_return_n")),
         )
         quality = DataQuality(
             rows_read=self.rows_read,
@@ -336,18 +308,13 @@ class Accumulator:
             analytics=TradeAnalytics(
                 tickers=tuple(t for t, _ in by_id),
                 strategies=tuple(s for s, _ in strategies),
-                by_strategy=self.by_strategy.frozen(),
+                by_strategy=sums,
                 by_month=self.by_month.frozen(),
             ),
             exits=self.exits,
             source_bytes=self.dialect.size,
             numbers_as_text=tolerant,
         )
-
-
-def _mean(pair: list[float]) -> float | None:
-    total, count = pair
-    return None if count == 0 else total / count
 
 
 def _position(value: object) -> str | None:

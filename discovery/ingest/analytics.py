@@ -17,18 +17,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from discovery.ingest.columns import FloatArray, IntArray
+from discovery.ingest.columns import BoolArray, FloatArray, IntArray
 from discovery.ingest.figures import expectancy_of, mean_of, money, ratio, win_rate_of
 
 UNKNOWN_CURRENCY = "unknown"
 """Where the money of a ticker whose currency could not be learned is counted."""
 
 STRATEGY_MEASURES: tuple[str, ...] = (
+    "total",
     "closed",
     "wins",
     "losses",
     "breakevens",
     "pnl",
+    "ret",
     "gross_profit",
     "gross_loss",
     "win_return",
@@ -43,7 +45,7 @@ MONTH_MEASURES: tuple[str, ...] = ("closed", "wins", "losses", "pnl")
 _LOW = np.int64(0xFFFFFFFF)
 
 
-def _whole(value: float) -> int:
+def whole(value: float) -> int:
     """A count summed as float64 weights, back to an int (exact below 2**53)."""
     return int(np.rint(value))
 
@@ -69,7 +71,9 @@ class KeyedSums:
         self._keys = np.zeros(0, dtype=np.int64)  # sorted
         self._values = np.zeros((len(measures), 0), dtype=np.float64)  # columns follow _keys
 
-    def add(self, keys: IntArray, weights: Mapping[str, FloatArray]) -> None:
+    def add(self, keys: IntArray, weights: Mapping[str, FloatArray | BoolArray | None]) -> None:
+        """Add one chunk: per measure, float weights (summed), a mask (rows counted) or None
+        (every row counted)."""
         if not len(keys):
             return
         codes, found = pd.factorize(keys)
@@ -82,9 +86,16 @@ class KeyedSums:
             at = np.searchsorted(self._keys, uniques)
         count = len(uniques)
         for j, name in enumerate(self.measures):
-            weight = weights.get(name)
-            if weight is not None:
-                self._values[j, at] += np.bincount(codes, weights=weight, minlength=count)
+            if name not in weights:
+                continue
+            weight = weights[name]
+            if weight is None:
+                found = np.bincount(codes, minlength=count)
+            elif weight.dtype == np.bool_:
+                found = np.bincount(codes[weight], minlength=count)
+            else:
+                found = np.bincount(codes, weights=weight, minlength=count)
+            self._values[j, at] += found
 
     def _insert(self, new: IntArray) -> None:
         keys = np.concatenate([self._keys, new])
@@ -253,10 +264,10 @@ def _money_by_currency(sums: Sums, select: IntArray, currency: IntArray, names: 
     for code in np.unique(cur):
         at = cur == code
         out[names[int(code)]] = MoneyFigures(
-            closed_trades=_whole(col["closed"][at].sum()),
-            wins=_whole(col["wins"][at].sum()),
-            losses=_whole(col["losses"][at].sum()),
-            breakevens=_whole(col["breakevens"][at].sum()),
+            closed_trades=whole(col["closed"][at].sum()),
+            wins=whole(col["wins"][at].sum()),
+            losses=whole(col["losses"][at].sum()),
+            breakevens=whole(col["breakevens"][at].sum()),
             total_pnl=float(col["pnl"][at].sum()),
             gross_profit=float(col["gross_profit"][at].sum()),
             gross_loss=float(col["gross_loss"][at].sum()),
@@ -288,11 +299,11 @@ def fold_strategies(
         }  # fmt: skip
         out[analytics.strategies[s]] = StrategyPerformance(
             strategy=analytics.strategies[s],
-            closed_trades=_whole(total("closed")),
-            wins=_whole(total("wins")),
-            losses=_whole(total("losses")),
-            breakevens=_whole(total("breakevens")),
-            open_positions=_whole(total("open")),
+            closed_trades=whole(total("closed")),
+            wins=whole(total("wins")),
+            losses=whole(total("losses")),
+            breakevens=whole(total("breakevens")),
+            open_positions=whole(total("open")),
             average_win_return=mean_of(total("win_return"), total("win_return_n")),
             average_loss_return=mean_of(total("loss_return"), total("loss_return_n")),
             average_holding_days=mean_of(total("holding_days"), total("holding_n")),
@@ -341,9 +352,9 @@ def fold_months(
         label = str(np.datetime64(int(m), "M"))
         out[label] = MonthFigures(
             month=label,
-            closed_trades=_whole(sums.column("closed")[at].sum()),
-            wins=_whole(sums.column("wins")[at].sum()),
-            losses=_whole(sums.column("losses")[at].sum()),
+            closed_trades=whole(sums.column("closed")[at].sum()),
+            wins=whole(sums.column("wins")[at].sum()),
+            losses=whole(sums.column("losses")[at].sum()),
             realized_pnl=MappingProxyType(per_currency),
         )
     return out

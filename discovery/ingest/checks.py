@@ -388,19 +388,13 @@ class DuplicateIds:
         uuid: ObjArray = rows.uuid
         present = np.flatnonzero(~rows.uuid_missing)
         digests = np.fromiter(map(hash, uuid[present]), dtype=np.int64, count=len(present))
-        order = np.argsort(digests, kind="stable")
-        ordered = digests[order]
-        first = np.ones(len(ordered), dtype=bool)
-        first[1:] = ordered[1:] != ordered[:-1]
-        seen = np.zeros(len(ordered), dtype=bool)  # in sorted order
+        repeated = np.array(pd.Series(digests).duplicated().to_numpy(), dtype=bool)
         for run in self._runs:
-            at = np.minimum(np.searchsorted(run, ordered), len(run) - 1)
-            seen |= run[at] == ordered
-        repeated = np.empty(len(ordered), dtype=bool)
-        repeated[order] = seen | ~first  # back in row order: a later copy, or seen before
+            at = np.minimum(np.searchsorted(run, digests), len(run) - 1)
+            repeated |= run[at] == digests
         dup = np.zeros(len(rows), dtype=bool)
         dup[present] = repeated
-        fresh = ordered[first & ~seen]
+        fresh = np.sort(digests[~repeated])  # first sightings: distinct and not seen before
         if len(fresh):
             self._add(fresh)
 
