@@ -19,6 +19,7 @@ Row numbers are spreadsheet rows: the header is row 1, the first trade is row 2.
 from __future__ import annotations
 
 import os
+import time
 from datetime import date
 from pathlib import Path
 
@@ -50,7 +51,35 @@ def open_snapshot(path: Path) -> Dialect:
         raise InputError(f"{path}: no such trade-history file.", path=path) from None
     if not path.is_file():
         raise InputError(f"{path}: no such trade-history file (not a regular file).", path=path)
-    return sniff(path, info.st_size)
+    return sniff(path, _whole_lines(path, info.st_size))
+
+
+_TAIL_BYTES = 1 << 20
+_SETTLE_SECONDS = 0.05
+
+
+def _whole_lines(path: Path, size: int) -> int:
+    """The snapshot length: the size at the start, cut back to the last line break when the
+    file is still growing and the snapshot ends inside a line (a row being written)."""
+    if size == 0:
+        return size
+    try:
+        with path.open("rb") as handle:
+            start = max(0, size - _TAIL_BYTES)
+            handle.seek(start)
+            tail = handle.read(size - start)
+            if tail.endswith((b"\n", b"\r")):
+                return size
+            grown = os.fstat(handle.fileno()).st_size > size
+            if not grown:  # a finished file without a final line break, or a writer pausing
+                time.sleep(_SETTLE_SECONDS)
+                grown = os.fstat(handle.fileno()).st_size > size
+    except OSError:
+        return size
+    if not grown:
+        return size
+    cut = max(tail.rfind(b"\n"), tail.rfind(b"\r"))
+    return start + cut + 1 if cut >= 0 else size
 
 
 def ingest(
