@@ -61,7 +61,9 @@ def doctor(
     from discovery.runs.doctor import run_doctor
     from services.probe import SKIPPED, healthy, verdict_rows
 
-    settings = settings_from(data_root, config)
+    settings = settings_from(
+        data_root, config, use="any"
+    )  # the first command run: may start a data root
     names = chosen_services(service or [])
     with upstream_for(settings, sandbox, offline=False) as target:
         results = guarded(lambda: asyncio.run(run_doctor(settings, target, services=names)))
