@@ -15,10 +15,13 @@ ECHO_CHARS = 80
 
 
 def echo(value: object, limit: int = ECHO_CHARS) -> str:
-    """`value` quoted for a message, cut to `limit` characters with its full length said.
+    """`value` for a message: text quoted, cut to `limit` characters with its full length said;
+    a number as written (`0`, `inf`).
 
     Control characters (NUL, newlines) are shown escaped, so the sentence stays one line.
     """
+    if isinstance(value, bool | int | float):
+        return str(value)
     text = value if isinstance(value, str) else str(value)
     if len(text) <= limit:
         return repr(text)
