@@ -10,7 +10,7 @@ full width: rich would otherwise assume 80 columns and cut cells to `output…`.
 
 The data root is checked before a command does anything: it must exist and be a directory
 (no command creates one: a mistyped `--data-root` is an error naming the path, never a new
-tree), and for commands that write, the folders they write into must be writable.
+tree).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -106,8 +106,6 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
-DataRootUse = Literal["read", "write", "any"]
-
 FLAG_NAMES: dict[str, str] = {
     "data_root": "--data-root",
     "max_concurrency": "--max-concurrency",
@@ -120,15 +118,16 @@ def settings_from(
     data_root: Path | None,
     config: Path | None = None,
     *,
-    use: DataRootUse = "read",
+    must_exist: bool = True,
     **flags: Any,
 ) -> Settings:
     """Settings for a command (flags validated like every other source, one sentence each),
-    then the up-front data-root checks for what the command does with it (`use`)."""
+    then the up-front data-root check. Whether the data root takes writes is the run's own
+    check (`runs.record.check_writable`: a read-only data root is exit 3, nothing fetched)."""
     try:
         settings = load_settings(config, flag_names=FLAG_NAMES, data_root=data_root, **flags)
-        if use != "any":
-            check_data_root(settings, data_root, writes=use == "write")
+        if must_exist:
+            check_data_root(settings, data_root)
     except InputError as exc:
         fail(str(exc))
     return settings
@@ -142,9 +141,9 @@ def _root_source(flag: Path | None) -> str:
     return "the default, ./data"
 
 
-def check_data_root(settings: Settings, flag: Path | None = None, *, writes: bool) -> None:
-    """The data root exists and is a directory; for a writing command, what it writes into
-    (outputs/, cache/, state/) is writable — checked now, before anything is fetched."""
+def check_data_root(settings: Settings, flag: Path | None = None) -> None:
+    """The data root exists and is a directory: no command creates one, so a mistyped
+    `--data-root` is a sentence naming the path, never a new tree."""
     root = settings.data_root
     how = "point at yours with --data-root PATH or TRADESCOUT_DATA_ROOT"
     try:
@@ -160,30 +159,6 @@ def check_data_root(settings: Settings, flag: Path | None = None, *, writes: boo
     if not root.is_dir():
         raise InputError(
             f"Data root {root} ({_root_source(flag)}) is a file, not a folder; {how}.", path=root
-        )
-    if not writes:
-        return
-    layout = settings.layout
-    for target in (layout.discovery_dir, layout.cache_dir, layout.state_dir):
-        _check_writable(target, root)
-
-
-def _check_writable(target: Path, root: Path) -> None:
-    """The nearest existing folder on the way to `target` is a folder we may write in."""
-    probe = target
-    while not probe.exists() and probe != root and probe.parent != probe:
-        probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        raise InputError(
-            f"{probe} is a file, but tradescout keeps a folder there; move the file away.",
-            path=probe,
-        )
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise InputError(
-            f"{probe} is not writable (read-only, immutable or not yours); tradescout writes "
-            f"{target.relative_to(root) if target.is_relative_to(root) else target} there. "
-            "Make it writable or use another --data-root.",
-            path=probe,
         )
 
 

@@ -108,7 +108,6 @@ def discover(
     settings = settings_from(
         data_root,
         config,
-        use="read" if dry_run else "write",
         max_concurrency=max_concurrency,
         memory_limit_mb=memory_limit_mb,
     )

@@ -62,7 +62,7 @@ def doctor(
     from services.probe import SKIPPED, healthy, verdict_rows
 
     # the first command a user runs: it may start a data root (its verdicts go to state/)
-    settings = settings_from(data_root, config, use="any")
+    settings = settings_from(data_root, config, must_exist=False)
     names = chosen_services(service or [])
     with upstream_for(settings, sandbox, offline=False) as target:
         results = guarded(lambda: asyncio.run(run_doctor(settings, target, services=names)))

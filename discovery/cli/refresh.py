@@ -89,7 +89,7 @@ def refresh(
     from discovery.runs.refresh import refresh_async
     from discovery.runs.runlock import RunLock
 
-    settings = settings_from(data_root, config, use="read" if dry_run else "write")
+    settings = settings_from(data_root, config)
     check_number("--horizon-hours", horizon_hours, 0, 720)
     budgets = parse_budgets(budget or [])
     names = [] if all_portfolios else list(portfolios or [])
