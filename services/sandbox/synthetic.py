@@ -64,6 +64,8 @@ ASX = Market(
     True,
 )
 CRYPTO = Market("crypto", "UTC", time(0, 0), time(0, 0), (), False)
+# Currency pairs trade round the clock on weekdays; Yahoo dates their daily bar at 00:00 London.
+FX = Market("fx", "Europe/London", time(0, 0), time(0, 0), (), True)
 
 
 def is_trading_day(day: date, market: Market) -> bool:

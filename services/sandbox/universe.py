@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Literal
 
-from services.sandbox.synthetic import ASX, CRYPTO, US, Market, Walk, WalkShape, unit_for
+from services.sandbox.synthetic import ASX, CRYPTO, FX, US, Market, Walk, WalkShape, unit_for
 
-Kind = Literal["equity", "etf", "index", "crypto"]
+Kind = Literal["equity", "etf", "index", "crypto", "fx"]
 
 GENERATED_EQUITIES = 3000
 UNKNOWN_PREFIX = "ZZ"
@@ -199,6 +199,21 @@ _INDICES: tuple[tuple[str, str, str, float, float], ...] = (
     ("^DJI", "Dow Jones Industrial Average", "DJI", 43000.0, 0.009),
     ("^RUT", "Russell 2000", "WCB", 2250.0, 0.014),
     ("^TNX", "CBOE Interest Rate 10 Year T No", "CGI", 4.3, 0.02),
+)
+
+# Currencies of the simulated FX market, with roughly what one unit was worth in USD in the
+# anchor year; every ordered pair is a Yahoo symbol `{FROM}{TO}=X` (`AUDUSD=X`).
+_CURRENCIES: tuple[tuple[str, float], ...] = (
+    ("USD", 1.0),
+    ("AUD", 0.65),
+    ("CAD", 0.72),
+    ("CHF", 1.12),
+    ("EUR", 1.08),
+    ("GBP", 1.27),
+    ("HKD", 0.128),
+    ("ILS", 0.27),
+    ("JPY", 0.0066),
+    ("ZAR", 0.054),
 )
 
 _COINS: tuple[tuple[str, str, str, float, float], ...] = (
@@ -491,6 +506,29 @@ def universe() -> Universe:
             WalkShape(0.0004, 0.0, 0.001) if stable else WalkShape(0.035, 0.25, 0.35),
             price * supply * 0.04,
         )
+    for base, base_usd in _CURRENCIES:
+        for quote, quote_usd in _CURRENCIES:
+            if base == quote:
+                continue
+            pair = f"{base}{quote}=X"
+            rate = base_usd / quote_usd
+            securities[pair] = Security(
+                pair,
+                f"{base}/{quote}",
+                "fx",
+                "",
+                "",
+                None,
+                "CCY",
+                "CCY",
+                "CCY",
+                "",
+                quote,
+                FX,
+                rate,
+                WalkShape(0.005, 0.0, 0.05),
+                0.0,
+            )
     sectors = list(_SECTORS)
     taken = set(securities)
     for _ in range(GENERATED_EQUITIES):

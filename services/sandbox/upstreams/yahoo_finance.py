@@ -19,7 +19,13 @@ from services.sandbox.universe import Security, universe
 from services.sandbox.upstreams.base import Upstream, route
 
 VALID_RANGES = ("1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max")
-_INSTRUMENT = {"equity": "EQUITY", "etf": "ETF", "index": "INDEX", "crypto": "CRYPTOCURRENCY"}
+_INSTRUMENT = {
+    "equity": "EQUITY",
+    "etf": "ETF",
+    "index": "INDEX",
+    "crypto": "CRYPTOCURRENCY",
+    "fx": "CURRENCY",
+}
 
 
 def _error(status: int, code: str, description: str) -> Reply:
