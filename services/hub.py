@@ -80,6 +80,19 @@ class ServiceStatus:
     credential_env: str | None = None  # which kind of key is in use (never its value)
 
 
+REFUSED = "refused"
+"""The key of a cached refusal's payload: `{"refused": reason, "detail": …}` (a negative entry)."""
+
+
+def refusal_of(payload: Any) -> tuple[str, str | None] | None:
+    """(reason, detail) when a negative entry's payload is a remembered refusal (FMP's 402),
+    else None: a cached refusal keeps its own reason, never reads as "not found"."""
+    if not isinstance(payload, dict) or not isinstance(payload.get(REFUSED), str):
+        return None
+    detail = payload.get("detail")
+    return payload[REFUSED], detail if isinstance(detail, str) else None
+
+
 def _request_record(request: ServiceRequest) -> dict[str, Any]:
     """The (public) request as stored in an envelope."""
     return {
@@ -402,7 +415,7 @@ class ServiceHub:
             with contextlib.suppress(CacheWriteFailed):  # the refusal is raised all the same
                 self._cache.namespace(request.service).put(
                     key,
-                    {"refused": exc.reason, "detail": exc.detail},
+                    {REFUSED: exc.reason, "detail": exc.detail},
                     dataset=request.dataset,
                     ttl=dataset.negative_ttl,
                     request=_request_record(request),

@@ -74,9 +74,9 @@ def submissions_request(cik: str) -> ServiceRequest:
     )
 
 
-def parse_submissions(payload: Any) -> list[Filing]:
-    """The latest filing of each of 10-K, 10-Q and 8-K from the columnar `filings.recent`
-    (amendments such as 10-K/A are not counted as the form itself). Newest first."""
+def parse_filings(payload: Any) -> list[Filing]:
+    """Every 10-K, 10-Q and 8-K in the columnar `filings.recent` (amendments such as 10-K/A are
+    not the form itself), newest first: what "was a filing made after this date?" needs."""
     filings = payload.get("filings") if isinstance(payload, dict) else None
     recent = filings.get("recent") if isinstance(filings, dict) else None
     if not isinstance(recent, dict):
@@ -93,7 +93,7 @@ def parse_submissions(payload: Any) -> list[Filing]:
         values = columns[name]
         return values[i] if isinstance(values, list) and i < len(values) else None
 
-    latest: dict[str, Filing] = {}
+    found: list[Filing] = []
     for i, form in enumerate(forms):
         if form not in FORMS:
             continue
@@ -101,16 +101,32 @@ def parse_submissions(payload: Any) -> list[Filing]:
         accession = as_str(cell("accessionNumber", i))
         if filed is None or accession is None:
             continue
-        current = latest.get(form)
-        if current is None or filed > current.filing_date:
-            latest[form] = Filing(
+        found.append(
+            Filing(
                 form=form,
                 filing_date=filed,
                 report_date=as_date(cell("reportDate", i)),
                 accession_number=accession,
                 primary_document=as_str(cell("primaryDocument", i)),
             )
+        )
+    return sorted(found, key=lambda f: (f.filing_date, f.form), reverse=True)
+
+
+def latest_of_each_form(filings: list[Filing]) -> list[Filing]:
+    """The newest filing of each form (first seen wins on a tie), newest first."""
+    latest: dict[str, Filing] = {}
+    for filing in filings:
+        current = latest.get(filing.form)
+        if current is None or filing.filing_date > current.filing_date:
+            latest[filing.form] = filing
     return sorted(latest.values(), key=lambda f: (f.filing_date, f.form), reverse=True)
+
+
+def parse_submissions(payload: Any) -> list[Filing]:
+    """The latest filing of each of 10-K, 10-Q and 8-K from the columnar `filings.recent`
+    (amendments such as 10-K/A are not counted as the form itself). Newest first."""
+    return latest_of_each_form(parse_filings(payload))
 
 
 def refusal(request: ServiceRequest, reply: Reply) -> ServiceError | None:

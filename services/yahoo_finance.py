@@ -97,12 +97,14 @@ def _column(block: Any, name: str, length: int) -> list[Any]:
     return [*values[:length], *([None] * (length - len(values)))]
 
 
-def parse_chart(payload: Any, *, since: date | None = None) -> PriceHistory:
+def parse_chart(
+    payload: Any, *, since: date | None = None, until: date | None = None
+) -> PriceHistory:
     """Bars from the aligned `timestamp` / `indicators.quote[0]` / `indicators.adjclose[0]`
     arrays; dates are exchange-local (timestamp + `meta.gmtoffset`).
 
-    `since` skips bars dated before it without converting them: a `range=max` chart holds
-    decades of bars where a holding-period summary needs a few months."""
+    `since` / `until` skip bars dated before / after them without converting them: a
+    `range=max` chart holds decades of bars where a holding-period summary needs a few months."""
     chart = payload.get("chart") if isinstance(payload, dict) else None
     results = chart.get("result") if isinstance(chart, dict) else None
     if not isinstance(results, list) or not results or not isinstance(results[0], dict):
@@ -128,10 +130,17 @@ def parse_chart(payload: Any, *, since: date | None = None) -> PriceHistory:
     cutoff = None
     if since is not None:
         cutoff = int(datetime(since.year, since.month, since.day, tzinfo=UTC).timestamp())
+    last = None
+    if until is not None:
+        after = until + timedelta(days=1)
+        last = int(datetime(after.year, after.month, after.day, tzinfo=UTC).timestamp())
     bars = []
     for i, stamp in enumerate(stamps):
-        if cutoff is not None and type(stamp) is int and stamp + offset < cutoff:
-            continue
+        if type(stamp) is int:
+            if cutoff is not None and stamp + offset < cutoff:
+                continue
+            if last is not None and stamp + offset >= last:
+                continue
         seconds = as_int(stamp)
         if seconds is None:
             continue

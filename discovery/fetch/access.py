@@ -17,10 +17,16 @@ import httpx
 from cache import open_cache
 from cache.backend import CacheRead, ReadState
 from cache.envelope import utcnow
-from discovery.plan.planner import Availability, AvailabilityLookup, Coverage, CoverageLookup
+from discovery.plan.planner import (
+    Availability,
+    AvailabilityLookup,
+    Coverage,
+    CoverageLookup,
+    Refused,
+)
 from discovery.settings import Settings
 from discovery.upstream import Target, service_configs
-from services.hub import ServiceHub
+from services.hub import ServiceHub, refusal_of
 from services.spec import ServiceRequest
 
 
@@ -58,15 +64,20 @@ def open_hub(
         cache.close()
 
 
-def coverage_of(read: CacheRead) -> Coverage:
+def coverage_of(read: CacheRead) -> Coverage | Refused:
+    """What planning needs to know of a cache entry. A negative entry's (small) payload is
+    decoded to tell a remembered refusal from a "nothing known" answer."""
+    env = read.envelope
     if read.state == ReadState.FRESH:
-        negative = read.envelope is not None and read.envelope.status == "negative"
-        return "negative" if negative else "fresh"
+        if env is not None and env.status == "negative":
+            refused = refusal_of(env.payload)
+            return Refused(*refused) if refused is not None else "negative"
+        return "fresh"
     return "stale" if read.state == ReadState.STALE else "miss"
 
 
 def coverage_lookup(hub: ServiceHub) -> CoverageLookup:
-    def lookup(request: ServiceRequest) -> Coverage:
+    def lookup(request: ServiceRequest) -> Coverage | Refused:
         return coverage_of(hub.peek(request))
 
     return lookup

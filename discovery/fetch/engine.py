@@ -33,7 +33,7 @@ from discovery.plan.needs import Need
 from discovery.plan.outcomes import Answer, Failed, Got, Outcome, resolve
 from discovery.plan.planner import FetchPlan, PlannedFetch
 from services.errors import ServiceError
-from services.hub import ServiceHub
+from services.hub import ServiceHub, refusal_of
 from services.spec import FetchResult, ServiceRequest
 
 ProgressHook = Callable[[str, str], None]  # (service, event) event: planned|done|hit|error
@@ -214,8 +214,12 @@ class FetchEngine:
             except ServiceError as exc:
                 self.out.outcomes[request.cache_key()] = Failed(exc.service, exc.reason, exc.detail)
                 continue
-            self.out.outcomes[request.cache_key()] = Got(dataclasses.replace(result, payload=None))
             event = "hit" if result.origin == "cache" else "done"
+            refused = refusal_of(result.payload) if result.status == "negative" else None
+            if refused is not None:  # a remembered refusal (FMP 402): its own reason, next source
+                self.out.outcomes[request.cache_key()] = Failed(request.service, *refused)
+                continue
+            self.out.outcomes[request.cache_key()] = Got(dataclasses.replace(result, payload=None))
             if result.status == "ok":
                 break
         return event

@@ -3,8 +3,13 @@ fallback order, and the parser that turns an answer into the slot's record.
 
 The planner plans from these needs, the fetch engine fetches what the planner chose, and
 assembly reads each slot's answer back through the same declaration — nobody rebuilds a
-request to find its result. A new slot (an FX chart per currency, a per-ticker Yahoo range) is
-one more builder here and one renderer in the report; the engine does not change.
+request to find its result. A new slot is one more builder here and one renderer in the report;
+the engine does not change. The FX charts are such slots: they are planned once the tickers'
+currencies are known (`fx_needs`), after the first fetch.
+
+Each Yahoo chart asks for the smallest range that covers what it is for (a ticker's own
+holding window, the benchmark's report window and every trade) and its parser keeps only the
+bars of that window.
 
 Pure: no I/O; every function here is a value computation.
 """
@@ -17,6 +22,7 @@ from datetime import date, timedelta
 from functools import partial
 from typing import Any
 
+from discovery.currencies import fx_symbol
 from services import alpha_vantage, coingecko, fmp, fred, imf, sec_edgar, yahoo_finance
 from services.spec import ServiceRequest
 
@@ -29,6 +35,7 @@ GROWTH_COUNTRIES: tuple[str, ...] = ("USA", "CHN", "DEU", "JPN", "GBR", "IND")
 TIMEFRAMES: tuple[str, ...] = ("1m", "3m", "6m", "1y", "ytd", "all")
 
 TICKER_KINDS: tuple[str, ...] = ("chart", "profile", "filings")
+FX_RANGE = "1mo"  # a rate is read from the latest close: the smallest range Yahoo offers
 CIK_MAP = "cik_map:SEC"
 
 Parser = Callable[[Any], Any]
@@ -109,14 +116,23 @@ class TickerFacts:
     last_exit: date | None = None
 
 
-def timeframe_start(timeframe: str, first_entry: date | None, today: date) -> date:
-    """First day of the analysis window (`all` = the portfolio's first entry)."""
+def timeframe_start(timeframe: str, first_entry: date | None, end: date) -> date:
+    """First day of the analysis window ending on `end` (`all` = the portfolio's first entry)."""
     if timeframe == "all":
-        return first_entry or today - timedelta(days=365)
+        return first_entry or end - timedelta(days=365)
     if timeframe == "ytd":
-        return date(today.year, 1, 1)
+        return date(end.year, 1, 1)
     days = {"1m": 31, "3m": 92, "6m": 183, "1y": 366}[timeframe]
-    return today - timedelta(days=days)
+    return end - timedelta(days=days)
+
+
+def period_end(tickers: Sequence[TickerFacts], today: date) -> date:
+    """The last day the report's window covers: today while a position is open (or nothing has
+    been exited), else the portfolio's last exit — a closed book is not measured to today."""
+    exits = [f.last_exit for f in tickers if f.last_exit is not None]
+    if not exits or any(f.open for f in tickers):
+        return today
+    return min(max(exits), today)
 
 
 def macro_start(today: date) -> date:
@@ -129,9 +145,14 @@ def _need(kind: str, subject: str, why: str, *sources: Source, **extra: Any) -> 
     return Need(kind, subject, why, first.service, first.dataset, sources, **extra)
 
 
-def _chart(symbol: str, range_: str, since: date | None) -> Source:
+def _chart(
+    symbol: str, since: date | None, today: date, until: date | None = None, range_: str = ""
+) -> Source:
+    """A Yahoo chart over the smallest range reaching back to `since`, parsed on [since, until]."""
+    span = range_ or yahoo_finance.range_covering(since or today, today)
     return Source(
-        yahoo_finance.chart_request(symbol, range_), partial(yahoo_finance.parse_chart, since=since)
+        yahoo_finance.chart_request(symbol, span),
+        partial(yahoo_finance.parse_chart, since=since, until=until),
     )
 
 
@@ -148,22 +169,35 @@ def _filings_sources(ticker: str, cik_map: Mapping[str, str]) -> tuple[Source, .
     cik = cik_lookup(cik_map, ticker)
     if cik is None:
         return ()
-    return (Source(sec_edgar.submissions_request(cik), sec_edgar.parse_submissions),)
+    return (Source(sec_edgar.submissions_request(cik), sec_edgar.parse_filings),)
 
 
 def market_needs(
-    *, benchmark: str, start: date, today: date, price_range: str, crypto_ids: Sequence[str]
+    *,
+    benchmark: str,
+    start: date,
+    end: date,
+    today: date,
+    first_entry: date | None,
+    crypto_ids: Sequence[str],
 ) -> list[Need]:
-    """The market context: benchmark, ^VIX, each FRED series, IMF growth, CoinGecko."""
+    """The market context: benchmark, ^VIX, each FRED series, IMF growth, CoinGecko.
+
+    The benchmark's chart reaches back to the first trade as well as to the window's start:
+    the same chart gives each closed trade its benchmark return (one request, not one per
+    trade)."""
+    since = min(start, first_entry) if first_entry is not None else start
     needs = [
         _need(
             "benchmark",
             benchmark,
-            f"benchmark {benchmark} return over the period",
-            _chart(benchmark, price_range, start),
-            window=(start, today),
+            f"benchmark {benchmark} return over the period and over each trade",
+            _chart(benchmark, since, today, end),
+            window=(start, end),
         ),
-        _need("vix", VIX_SYMBOL, "VIX level and regime", _chart(VIX_SYMBOL, "1mo", None)),
+        _need(
+            "vix", VIX_SYMBOL, "VIX level and regime", _chart(VIX_SYMBOL, None, today, None, "1mo")
+        ),
     ]
     for series in MACRO_SERIES:
         needs.append(
@@ -215,12 +249,13 @@ def ticker_needs(
     *,
     start: date,
     today: date,
-    price_range: str,
     prices: ServiceRequest,
     local: str | None,
 ) -> list[Need]:
-    """One traded ticker: its price history, its profile (a fresh local analysis file, else FMP
-    then Alpha Vantage; CoinGecko's quote for a crypto pair) and its SEC filings."""
+    """One traded ticker: its price history (over its own holding window: the smallest Yahoo
+    range reaching back to its first entry within the report's window; an open position's
+    reaches today, for its mark), its profile (a fresh local analysis file, else FMP then Alpha
+    Vantage; CoinGecko's quote for a crypto pair) and its SEC filings."""
     t = facts.symbol
     role = "open position" if facts.open else "traded ticker"
     lo = max(facts.first_entry or start, start)
@@ -229,7 +264,7 @@ def ticker_needs(
         "chart",
         t,
         f"{role}: price history over the holding period",
-        _chart(t, price_range, lo),
+        _chart(t, lo, today, hi),
         ticker=t,
         window=(lo, hi),
     )
@@ -290,11 +325,16 @@ def report_needs(
     ticker), then each ticker's, then the CIK map the filings wait on."""
     if timeframe not in TIMEFRAMES:
         raise ValueError(f"unknown timeframe {timeframe!r}")
-    start = timeframe_start(timeframe, first_entry, today)
-    price_range = yahoo_finance.range_covering(start, today)
+    end = period_end(tickers, today)
+    start = timeframe_start(timeframe, first_entry, end)
     coins = sorted({*MARKET_COINS, *(c for f in tickers if (c := coingecko.coin_id(f.symbol)))})
     needs = market_needs(
-        benchmark=benchmark, start=start, today=today, price_range=price_range, crypto_ids=coins
+        benchmark=benchmark,
+        start=start,
+        end=end,
+        today=today,
+        first_entry=first_entry,
+        crypto_ids=coins,
     )
     prices = needs[-1].sources[0].request
     for facts in tickers:
@@ -303,7 +343,6 @@ def report_needs(
                 facts,
                 start=start,
                 today=today,
-                price_range=price_range,
                 prices=prices,
                 local=locally_covered.get(facts.symbol),
             )
@@ -318,6 +357,24 @@ def report_needs(
                 "cik_map",
                 (Source(sec_edgar.company_tickers_request(), sec_edgar.parse_company_tickers),),
                 internal=True,
+            )
+        )
+    return tuple(needs)
+
+
+def fx_needs(currencies: Sequence[str], *, base: str, today: date) -> tuple[Need, ...]:
+    """One exchange-rate slot per major currency other than `base` (GBp and GBP share GBP's):
+    Yahoo's `{CUR}{BASE}=X` chart, read at its latest close. Planned after the first fetch,
+    once the tickers' currencies are known."""
+    needs = []
+    for currency in sorted(set(currencies) - {base}):
+        symbol = fx_symbol(currency, base)
+        needs.append(
+            _need(
+                "fx",
+                symbol,
+                f"exchange rate {currency} → {base} for the converted totals",
+                _chart(symbol, today - timedelta(days=31), today, None, FX_RANGE),
             )
         )
     return tuple(needs)

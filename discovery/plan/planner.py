@@ -21,7 +21,18 @@ from discovery.report.gaps import Gap
 from services.spec import ServiceRequest
 
 Coverage = Literal["fresh", "negative", "stale", "miss"]
-CoverageLookup = Callable[[ServiceRequest], Coverage]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A fresh cache entry that remembers a refusal (FMP's 402 "outside your plan"): the source
+    is skipped with that reason until the entry expires."""
+
+    reason: str
+    detail: str | None = None
+
+
+CoverageLookup = Callable[[ServiceRequest], "Coverage | Refused"]
 
 
 @dataclass(frozen=True)
@@ -180,6 +191,10 @@ class _Planner:
         for i, source in enumerate(need.sources):
             request = source.request
             state = self.coverage(request)
+            if isinstance(state, Refused):  # read back at fetch time; the engine moves on
+                self.cover(need.label, request)
+                notes.append(Note(request.service, request.dataset, state.reason, state.detail))
+                continue
             if state == "fresh":
                 self.cover(need.label, request)
                 return
