@@ -73,6 +73,26 @@ class DataLayout:
         check_portfolio_name(portfolio)
         return self.discovery_dir / f"{portfolio}_{day:%Y%m%d}.json"
 
+    @property
+    def report_history_dir(self) -> Path:
+        """Every discover run's report, kept (the daily file is the latest of its day)."""
+        return self.discovery_dir / "history"
+
+    def history_report_path(self, portfolio: str, run_id: str) -> Path:
+        check_portfolio_name(portfolio)
+        return self.report_history_dir / f"{portfolio}_{run_id}.json"
+
+    def closed_trades_path(self, portfolio: str, run_id: str) -> Path:
+        """A run's closed-trade records when too many to inline (JSON lines, beside its history
+        report; the daily report refers to it as `history/…`)."""
+        check_portfolio_name(portfolio)
+        return self.report_history_dir / f"{portfolio}_{run_id}.closed_trades.jsonl"
+
+    @property
+    def scratch_dir(self) -> Path:
+        """Temporary files of a run (sorted runs of a very large CSV), inside the data root."""
+        return self.state_dir / "tmp"
+
     def cache_report_path(self, day: date) -> Path:
         return self.cache_reports_dir / f"cache_report_{day:%Y%m%d}.json"
 

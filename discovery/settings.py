@@ -166,6 +166,8 @@ class Settings(BaseSettings):
     cache_size_limit_mb: int = Field(default=512, ge=1, le=RANGES["cache_size_limit_mb"][1])
 
     benchmark: str = "SPY"
+    # The currency money totals are also converted into (where an exchange rate can be had).
+    base_currency: str = "USD"
     sandbox_url: str | None = None
     services: dict[str, ServiceOverrides] = Field(default_factory=dict)
 
@@ -192,6 +194,14 @@ class Settings(BaseSettings):
         if not is_valid_ticker(symbol):
             raise ValueError("not a plausible ticker symbol")
         return symbol
+
+    @field_validator("base_currency")
+    @classmethod
+    def _base_currency(cls, value: str) -> str:
+        code = value.strip().upper()
+        if len(code) != 3 or not code.isascii() or not code.isalpha():
+            raise ValueError("not a three-letter currency code (USD, EUR, AUD, …)")
+        return code
 
     @field_validator("data_root")
     @classmethod

@@ -142,7 +142,8 @@ def discover(
         print_json(
             {
                 "exit_code": outcome.exit_code,
-                "report_path": str(outcome.report_path),
+                "report_path": str(outcome.report_path),  # this run's own file
+                "latest_path": str(outcome.latest_path),  # the daily file (latest of the day)
                 "summary": outcome.summary,
                 "gaps": len(outcome.gaps),
             }

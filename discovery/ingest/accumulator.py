@@ -219,6 +219,7 @@ class Accumulator:
                 ),
                 days_since_entry=days,
                 current_unrealized_pnl=number("Current_Unrealized_PnL"),
+                csv_days_since_entry=None if csv_days is None else int(csv_days),
             )
         )
         if position is not None:

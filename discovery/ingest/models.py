@@ -76,6 +76,8 @@ class ActivePosition:
     direction: str | None
     days_since_entry: int | None
     current_unrealized_pnl: float | None
+    csv_days_since_entry: int | None = None
+    """The CSV's own `Days_Since_Entry`: with the entry date it dates the export's snapshot."""
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,17 @@ class FundamentalEntry:
 
 
 @dataclass(frozen=True)
+class DatedFile:
+    """One analysis file by the date in its name (not read: only the latest one is)."""
+
+    file: str  # relative to the data root, POSIX separators
+    date: date
+
+    def to_dict(self) -> dict[str, str]:
+        return {"file": self.file, "date": self.date.isoformat()}
+
+
+@dataclass(frozen=True)
 class SectorEntry:
     """The latest sector file of one canonical sector."""
 
@@ -124,6 +135,18 @@ class Inventory:
     rejected_tickers: tuple[str, ...] = ()
     skipped_fundamental_files: tuple[SkippedFile, ...] = ()
     skipped_sector_files: tuple[SkippedFile, ...] = ()
+    # Every dated fundamental file of each requested ticker, oldest first (the latest is the
+    # entry in `fundamentals`): which analysis was current on a given day.
+    dated_files: Mapping[str, tuple[DatedFile, ...]] = field(default_factory=dict)
+
+    def file_current_on(self, ticker: str, day: date) -> DatedFile | None:
+        """The newest fundamental file of `ticker` dated on or before `day`, if any."""
+        current = None
+        for dated in self.dated_files.get(ticker, ()):
+            if dated.date > day:
+                break
+            current = dated
+        return current
 
     @property
     def unrecognized_files(self) -> tuple[str, ...]:
@@ -230,6 +253,7 @@ class _Latest:
     day: date
     path: str
     versions: int = 1
+    every: list[tuple[date, str]] = field(default_factory=list)  # (date, name) of each file
 
 
 @dataclass
@@ -308,9 +332,10 @@ def _scan_dir(
             day = parsed[1]
             seen = latest.get(key)
             if seen is None:
-                latest[key] = _Latest(name, day, real)
+                latest[key] = _Latest(name, day, real, every=[(day, name)])
             else:
                 seen.versions += 1
+                seen.every.append((day, name))
                 # Latest date wins; on a same-date tie (AAPL_ vs aapl_) the smaller name, so the
                 # choice does not depend on listing order.
                 if (day, seen.name) > (seen.day, name):
@@ -412,11 +437,15 @@ def build_inventory(
     fund = _scan_dir(layout.fundamental_dir, _ticker_key, fund_rel, root_real)
     latest = fund.latest
     fundamentals: dict[str, FundamentalEntry | None] = {}
+    dated: dict[str, tuple[DatedFile, ...]] = {}
     for ticker in requested:
         seen = latest.get(ticker)
         if seen is None:
             fundamentals[ticker] = None
             continue
+        dated[ticker] = tuple(
+            DatedFile(f"{fund_rel}/{name}", day) for day, name in sorted(seen.every)
+        )
         shown = f"{fund_rel}/{seen.name}"
         facts = parse_fundamental(read_analysis_file(seen.path, shown))
         age = (today - seen.day).days
@@ -467,4 +496,5 @@ def build_inventory(
         rejected_tickers=tuple(rejected),
         skipped_fundamental_files=tuple(fund.skipped[:MAX_LISTED_NAMES]),
         skipped_sector_files=tuple(sector_listing.skipped[:MAX_LISTED_NAMES]),
+        dated_files=dated,
     )

@@ -5,6 +5,12 @@ its slot holds a value (with `as_of`, `source`, provenance), or `gaps` holds its
 both come from one walk over the needs: resolve the outcome (discovery.plan.outcomes), read the
 payload back, parse it with the need's own parser, render it. Any step that yields nothing is
 that need's gap, with the reason that says which step.
+
+The walk is done in two steps with a fetch between them: `fill_slots` fills every slot and
+learns each ticker's currency (discovery.report.facts); the shell then fetches one exchange
+rate per foreign currency (`needs.fx_needs`) and `fill_slots(..., into=…)` adds those slots.
+`assemble_report` builds the sections that combine them: money per currency and converted,
+marks, exposure, analysis overtaken by filings.
 """
 
 from __future__ import annotations
@@ -14,12 +20,22 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from discovery.currencies import fx_symbol, major
+from discovery.ingest.analytics import UNKNOWN_CURRENCY
+from discovery.ingest.drawdown import realized_drawdowns
 from discovery.ingest.trades import TradeBook
 from discovery.local.inventory import Inventory
 from discovery.local.sectors import canonical_sector
 from discovery.plan.needs import GROWTH_INDICATOR, TICKER_KINDS, Need
 from discovery.plan.outcomes import Answer, Outcome, gap_for, resolve
 from discovery.report.confidence import confidence, next_phase_inputs
+from discovery.report.exposure import (
+    outdated_analysis,
+    sector_by_ticker,
+    sector_exposure,
+    sectors_without_analysis,
+)
+from discovery.report.facts import Learned, Rate, closes_of, latest_close
 from discovery.report.gaps import Gap, dedupe_gaps
 from discovery.report.market import (
     coin_entry,
@@ -29,7 +45,11 @@ from discovery.report.market import (
     price_summary,
     vix_regime,
 )
+from discovery.report.money import performance_metrics
+from discovery.report.positions import active_positions
 from services.errors import ServiceError
+from services.records import CompanyProfile, PriceHistory
+from services.sec_edgar import latest_of_each_form
 from services.spec import FetchResult
 
 # The market slots whose presence the confidence score measures (crypto prices are extra).
@@ -60,6 +80,10 @@ class AssembleInputs:
     load_payload: Callable[[FetchResult], Any] | None = None
     # Faults of the run itself rather than of one slot (the cache refusing writes: disk_full).
     run_gaps: Sequence[Gap] = ()
+    base_currency: str = "USD"
+    # The per-trade records (at most closed.INLINE_LIMIT), or where the shell wrote them
+    # (`{path, count}`, relative to the report); None: not built (e.g. a unit test).
+    closed_trades: list[dict[str, Any]] | dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +190,13 @@ def _render_profile(need: Need, parsed: Any, result: FetchResult) -> Any:
     }
 
 
+def _render_fx(need: Need, parsed: Any, result: FetchResult) -> Any:
+    close = latest_close(parsed, result.request.service, result.synthetic)
+    if close is None:
+        return None
+    return _sourced(result, value=close.price, as_of=close.as_of.isoformat())
+
+
 def _render_filings(need: Need, parsed: Any, result: FetchResult) -> Any:
     return [
         {
@@ -175,7 +206,7 @@ def _render_filings(need: Need, parsed: Any, result: FetchResult) -> Any:
             "accession_number": f.accession_number,
             "primary_document": f.primary_document,
         }
-        for f in parsed
+        for f in latest_of_each_form(parsed)
     ]
 
 
@@ -190,9 +221,11 @@ RENDER: Mapping[str, Renderer] = {
     "chart": _render_chart,
     "profile": _render_profile,
     "filings": _render_filings,
+    "fx": _render_fx,
 }
 EMPTY: Mapping[str, str] = {  # the no_data detail when a rendered slot comes out empty
     "benchmark": "no bars in the window",
+    "fx": "no close in the answer",
     "chart": "no bars in the window",
     "vix": "no close in the answer",
     "indicator": "no observation with a value",
@@ -215,12 +248,15 @@ def _message(payload: Any, depth: int = 0) -> str | None:
 
 
 class _Filler:
-    """Walks the needs once; every need becomes a `Filled` or a `Gap`."""
+    """Walks the needs once; every need becomes a `Filled` or a `Gap`, and what the combined
+    sections need from each value is learned as it is rendered (each payload parsed once)."""
 
-    def __init__(self, inp: AssembleInputs) -> None:
+    def __init__(self, inp: AssembleInputs, learned: Learned) -> None:
         self.inp = inp
+        self.learned = learned
         self.by_id = {n.id: n for n in inp.needs}
         self.local = inp.inventory.entries()
+        self.filings_known: set[str] = set()
 
     def payload(self, result: FetchResult) -> Any:
         if result.payload is not None or self.inp.load_payload is None:
@@ -241,6 +277,12 @@ class _Filler:
 
     def fill(self, need: Need) -> Filled | Gap | None:
         """A value, a gap, or None for an internal need that answered (the CIK map)."""
+        found = self._fill(need)
+        if need.kind == "fx" and isinstance(found, Gap):
+            return fx_gap(need, found)
+        return found
+
+    def _fill(self, need: Need) -> Filled | Gap | None:
         if need.settled is not None:
             return gap_for(need, *need.settled)
         if need.local is not None:
@@ -270,7 +312,30 @@ class _Filler:
         if value is None or value == {}:
             detail = EMPTY.get(need.kind, f"the answer holds nothing for {need.label}")
             return gap_for(need, "no_data", detail, service)
+        self.learn(need, parsed, result)
         return Filled(need, value, provenance(result))
+
+    def learn(self, need: Need, parsed: Any, result: FetchResult) -> None:
+        """Keep what the combined sections need from a value just rendered."""
+        service, synthetic = result.request.service, result.synthetic
+        if need.kind == "chart" and isinstance(parsed, PriceHistory):
+            self.learned.chart(need.label, parsed, service, synthetic)
+        elif need.kind == "profile" and isinstance(parsed, CompanyProfile):
+            self.learned.profile(need.label, parsed)
+        elif need.kind == "filings":
+            entry = self.local.get(need.label)
+            self.learned.filings(need.label, parsed, entry.date if entry else None)
+            self.filings_known.add(need.label)
+        elif need.kind == "benchmark" and isinstance(parsed, PriceHistory):
+            self.learned.benchmark = closes_of(parsed, service, synthetic)
+        elif need.kind == "fx" and isinstance(parsed, PriceHistory):
+            close = latest_close(parsed, service, synthetic)
+            base = self.inp.base_currency
+            currency = need.subject.removesuffix(f"{base}=X")
+            if close is not None and currency != need.subject:
+                self.learned.rates[currency] = Rate(
+                    currency, base, need.subject, close.price, close.as_of, service, synthetic
+                )
 
     def _local(self, need: Need) -> Filled | Gap:
         entry = self.local.get(need.label)
@@ -305,32 +370,67 @@ class _Filler:
         return gap_for(need, "cik_map_unavailable", "the SEC CIK map could not be read")
 
 
+def fx_gap(need: Need, gap: Gap) -> Gap:
+    """An exchange rate that could not be had is `fx_unavailable` (the totals in that currency
+    stay unconverted), with what happened to its chart in the detail."""
+    detail = f"{gap.reason}: {gap.detail}" if gap.detail else gap.reason
+    return gap_for(need, "fx_unavailable", f"{need.subject} {detail}", gap.service)
+
+
 @dataclass
 class Sections:
     market: dict[str, Any]
     tickers: dict[str, Any]
     gaps: list[Gap]
-    market_share: float
-    ticker_share: float
+    scored: dict[str, list[int]]  # side → [present, expected]
+    learned: Learned
+    filings_known: set[str]
+    fx_asked: set[str]  # the FX symbols whose slot was walked
+
+    def share(self, side: str) -> float:
+        present, expected = self.scored[side]
+        return present / expected if expected else 1.0
+
+    @property
+    def market_share(self) -> float:
+        return self.share("market")
+
+    @property
+    def ticker_share(self) -> float:
+        return self.share("ticker")
 
 
-def fill_slots(inp: AssembleInputs) -> Sections:
-    """Every need into its slot or into the gaps (the heart of stage 4)."""
-    filler = _Filler(inp)
+def empty_sections(tickers: Sequence[str]) -> Sections:
     market: dict[str, Any] = {
         "benchmarks": {},
         "volatility": {},
         "economic_indicators": {},
         "crypto": {},
         "global_growth": {},
+        "fx_rates": {},
     }
-    tickers: dict[str, Any] = {
-        t: {"profile": None, "price_history": None, "filings": None, "provenance": {}}
-        for t in inp.book.ticker_symbols
-    }
-    gaps: list[Gap] = []
-    scored = {"market": [0, 0], "ticker": [0, 0]}  # [present, expected]
-    for need in inp.needs:
+    slots = {t: {"profile": None, "price_history": None, "filings": None, "provenance": {}}
+             for t in tickers}  # fmt: skip
+    scored = {"market": [0, 0], "ticker": [0, 0]}
+    return Sections(market, slots, [], scored, Learned(), set(), set())
+
+
+def fill_slots(
+    inp: AssembleInputs, needs: Sequence[Need] | None = None, into: Sections | None = None
+) -> Sections:
+    """Every need (default: `inp.needs`) into its slot or into the gaps (the heart of stage 4);
+    `into` adds to sections already filled (the FX slots, after their fetch)."""
+    sections = into if into is not None else empty_sections(inp.book.ticker_symbols)
+    filler = _Filler(inp, sections.learned)
+    market, tickers, gaps, scored = (
+        sections.market,
+        sections.tickers,
+        sections.gaps,
+        sections.scored,
+    )
+    for need in inp.needs if needs is None else needs:
+        if need.kind == "fx":
+            sections.fx_asked.add(need.subject)
         outcome = filler.fill(need)
         if outcome is None:
             continue
@@ -356,8 +456,8 @@ def fill_slots(inp: AssembleInputs) -> Sections:
             entry["provenance"][TICKER_FIELD[need.kind]] = outcome.provenance
         else:
             _place(market, need, outcome.value)
-    share = {side: (p / e if e else 1.0) for side, (p, e) in scored.items()}
-    return Sections(market, tickers, gaps, share["market"], share["ticker"])
+    sections.filings_known |= filler.filings_known
+    return sections
 
 
 def _place(market: dict[str, Any], need: Need, value: Any) -> None:
@@ -373,23 +473,80 @@ def _place(market: dict[str, Any], need: Need, value: Any) -> None:
         market["crypto"]["market"] = value
     elif need.kind == "crypto_prices":
         market["crypto"]["prices"] = value
+    elif need.kind == "fx":
+        market["fx_rates"][need.subject] = value
     else:
         raise ValueError(f"no market slot for need kind {need.kind!r}")
 
 
-def assemble_report(inp: AssembleInputs) -> tuple[dict[str, Any], list[Gap]]:
-    """The whole report (without stage timings and RSS, which the shell adds) and its gaps."""
-    sections = inp.book.to_report_sections()
+def foreign_currencies(sections: Sections, tickers: Sequence[str], base: str) -> list[str]:
+    """The major currencies (other than `base`) the tickers' money is in: one rate each."""
+    found = sections.learned.currencies(tickers)
+    return sorted({major(c)[0] for c in found.values() if c is not None} - {base})
+
+
+def missing_rate_gaps(sections: Sections, buckets: Sequence[str], base: str) -> list[Gap]:
+    """`fx_unavailable` for a currency whose rate was never asked for (its slot was not walked:
+    the run stopped first); a rate that was asked for and not had is that slot's own gap."""
+    gaps = []
+    for code in buckets:
+        currency = major(code)[0]
+        symbol = fx_symbol(currency, base)
+        if code == UNKNOWN_CURRENCY or currency == base or symbol in sections.fx_asked:
+            continue
+        gaps.append(
+            Gap(None, "yahoo_finance", "chart", "fx_unavailable",
+                f"{symbol}: no exchange rate was asked for this run", symbol, "fx")
+        )  # fmt: skip
+    return gaps
+
+
+def _ticker_performance(book: TradeBook, currency_of: Mapping[str, str | None]) -> Any:
+    return {
+        t: {**stats.to_json(), "currency": currency_of.get(t)} for t, stats in book.tickers.items()
+    }
+
+
+def assemble_report(
+    inp: AssembleInputs, filled: Sections | None = None
+) -> tuple[dict[str, Any], list[Gap]]:
+    """The whole report (without stage timings and RSS, which the shell adds) and its gaps.
+    `filled`: the slots as `fill_slots` left them (FX included); filled here when None."""
+    book = inp.book
+    sections = book.to_report_sections()
     local = inp.inventory.to_report_section()
-    filled = fill_slots(inp)
-    gaps = dedupe_gaps([*filled.gaps, *inp.run_gaps])
+    filled = filled if filled is not None else fill_slots(inp)
+    learned = filled.learned
+    tickers = book.ticker_symbols
+    currency_of = learned.currencies(tickers)
+    metrics = performance_metrics(book, currency_of, learned.rates, inp.base_currency)
+    gaps = dedupe_gaps(
+        [
+            *filled.gaps,
+            *missing_rate_gaps(filled, list(metrics["by_currency"]), inp.base_currency),
+            *inp.run_gaps,
+        ]
+    )
+    positions = active_positions(
+        book.active_positions,
+        today=inp.today,
+        closes=learned.last_close,
+        currency_of=currency_of,
+        inventory=inp.inventory,
+    )
+    by_ticker = sector_by_ticker(tickers, inp.inventory, learned)
+    outdated = outdated_analysis(inp.inventory, learned, filled.filings_known)
+    for ticker, entry in local["fundamental_analysis"]["tickers"].items():
+        if entry is not None and ticker in outdated:
+            entry["outdated_by"] = outdated[ticker]["outdated_by"]
+            entry["checked_against_filings"] = outdated[ticker]["checked"]
 
     cov = local["fundamental_analysis"].get("coverage", {})
     with_analysis = cov.get("with_analysis", 0)
     stale_count = len(local["fundamental_analysis"].get("stale", []) or [])
     total = max(1, cov.get("total", 0))
     components = {
-        "trade_quality": inp.book.overall_confidence,
+        "trade_quality": book.overall_confidence,
         "local_coverage": max(0.0, (with_analysis - 0.5 * stale_count) / total),
         "ticker_data": filled.ticker_share,
         "market_context": filled.market_share,
@@ -404,38 +561,56 @@ def assemble_report(inp: AssembleInputs) -> tuple[dict[str, Any], list[Gap]]:
             "tool_version": inp.tool_version,
             "upstream": inp.upstream,
             "data_source": inp.data_source,
-            "data_source_sha256": inp.book.sha256,
+            "data_source_sha256": book.sha256,
             "confidence_score": score,
             "confidence_components": {k: round(v, 4) for k, v in components.items()},
             "stage_timings_ms": {},
             "peak_rss_mb": 0.0,
             "stopped_early": inp.stopped_early,
             "timeframe": inp.timeframe,
+            "base_currency": inp.base_currency,
         },
-        **{
-            k: sections[k]
-            for k in (
-                "portfolio_summary",
-                "strategy_distribution",
-                "ticker_performance",
-                "performance_metrics",
-                "active_positions",
-                "data_quality_assessment",
-            )
+        "portfolio_summary": sections["portfolio_summary"],
+        "strategy_distribution": sections["strategy_distribution"],
+        "ticker_performance": _ticker_performance(book, currency_of),
+        "performance_metrics": metrics,
+        "strategy_performance": {
+            name: perf.to_json() for name, perf in book.strategy_performance(currency_of).items()
         },
+        "period_performance": {
+            "monthly": {m: f.to_json() for m, f in book.monthly(currency_of).items()},
+            "max_drawdown": {
+                c: d.to_json() for c, d in realized_drawdowns(book, currency_of).items()
+            },
+        },
+        "active_positions": positions,
+        "closed_trades": inp.closed_trades if inp.closed_trades is not None else [],
+        "exposure": {
+            "by_ticker": by_ticker,
+            "by_sector": sector_exposure(positions, by_ticker),
+        },
+        "data_quality_assessment": sections["data_quality_assessment"],
         "local_data_integration": {**local, "cache_inventory": dict(inp.cache_inventory)},
         "market_context": filled.market,
         "ticker_data": filled.tickers,
         "service_usage": {k: dict(v) for k, v in inp.usage.items()},
         "gaps": [g.to_json() for g in gaps],
-        "next_phase_inputs": next_phase_inputs(
-            report_path=inp.report_path,
-            closed_trades=sections["portfolio_summary"]["closed_trades"],
-            active_trades=sections["portfolio_summary"]["active_trades"],
-            confidence_score=score,
-            fault_gaps=fault_gaps,
-            tickers_missing_analysis=local["fundamental_analysis"].get("missing", []) or [],
-            stale_analysis=local["fundamental_analysis"].get("stale", []) or [],
-        ),
+        "next_phase_inputs": {
+            **next_phase_inputs(
+                report_path=inp.report_path,
+                closed_trades=sections["portfolio_summary"]["closed_trades"],
+                active_trades=sections["portfolio_summary"]["active_trades"],
+                confidence_score=score,
+                fault_gaps=fault_gaps,
+                tickers_missing_analysis=local["fundamental_analysis"].get("missing", []) or [],
+                stale_analysis=local["fundamental_analysis"].get("stale", []) or [],
+            ),
+            "analysis_predates_filing": sorted(
+                t for t, o in outdated.items() if o["outdated_by"] is not None
+            ),
+            "sectors_without_analysis": sectors_without_analysis(by_ticker, inp.inventory),
+            "currencies": sorted(metrics["by_currency"]),
+            "converted_totals": metrics["converted"] is not None,
+        },
     }
     return report, gaps

@@ -10,29 +10,38 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
+from cache.atomic import atomic_writer
 from cache.backend import CacheBackend
 from cache.envelope import utcnow
 from discovery import __version__
-from discovery.errors import InputError
+from discovery.errors import InputError, storage_sentence
 from discovery.fetch.access import availability_lookup, coverage_lookup, open_hub
 from discovery.fetch.ceilings import MemoryCeiling, peak_rss_mb
 from discovery.fetch.engine import FetchEngine, PhaseTwo, ProgressHook
+from discovery.ingest.closed_trades import iter_closed_trades
 from discovery.ingest.portfolios import resolve_portfolio
 from discovery.ingest.trades import TradeBook, ingest
 from discovery.local.inventory import Inventory, build_inventory
-from discovery.plan.needs import TIMEFRAMES, Need, TickerFacts, report_needs
+from discovery.plan.needs import TIMEFRAMES, Need, TickerFacts, fx_needs, report_needs
 from discovery.plan.planner import FetchPlan, plan_needs
-from discovery.report.assemble import AssembleInputs, assemble_report
+from discovery.report.assemble import (
+    AssembleInputs,
+    assemble_report,
+    fill_slots,
+    foreign_currencies,
+)
+from discovery.report.closed import INLINE_LIMIT, closed_trade_records
+from discovery.report.facts import Closes
 from discovery.report.gaps import Gap
-from discovery.report.schema import validate_report
 from discovery.report.summary import render_summary
 from discovery.runs.record import check_writable, record_run
 from discovery.settings import Settings
@@ -58,7 +67,8 @@ class DiscoverOptions:
 class Outcome:
     exit_code: int
     report: dict[str, Any] | None = None
-    report_path: Path | None = None
+    report_path: Path | None = None  # this run's own file (in the history folder)
+    latest_path: Path | None = None  # the daily file, the latest report of the day
     summary: str = ""
     plan: FetchPlan | None = None
     gaps: list[Gap] = field(default_factory=list)
@@ -78,14 +88,18 @@ class StageTimer:
 
 
 def load_local(
-    settings: Settings, portfolio: str, today: date
+    settings: Settings, portfolio: str, today: date, scratch: Path | None = None
 ) -> tuple[Path, TradeBook, Inventory, StageTimer]:
-    """Stages 1 and 0: the trade book and what is known locally (no network, nothing written)."""
+    """Stages 1 and 0: the trade book and what is known locally (no network). `scratch`: where
+    a very large file's sorted exit runs may spill (inside the data root; the system's
+    temporary folder when None). Close `book.exits` once done with the book."""
     timer = StageTimer()
     layout = settings.layout
     with timer.stage("ingest"):
         csv_path = resolve_portfolio(layout, portfolio)
-        book = ingest(csv_path, chunk_rows=settings.csv_chunk_rows, as_of=today)
+        book = ingest(
+            csv_path, chunk_rows=settings.csv_chunk_rows, as_of=today, scratch_dir=scratch
+        )
     with timer.stage("inventory"):
         inventory = build_inventory(
             layout, book.ticker_symbols, today=today, max_age_days=settings.max_local_age_days
@@ -179,15 +193,64 @@ async def discover_async(
     started = clock()
     today = started.date()
     run_id = new_run_id(started)
-    csv_path, book, inventory, timer = load_local(settings, options.portfolio, today)
-    if options.dry_run:
-        with timer.stage("plan"):
-            plan = dry_run_plan(settings, options, book, inventory, today)
+    layout = settings.layout
+    if options.dry_run:  # nothing is written: a huge file spills only into an existing state/
+        scratch = layout.scratch_dir if layout.scratch_dir.is_dir() else None
+        csv_path, book, inventory, timer = load_local(settings, options.portfolio, today, scratch)
+        try:
+            with timer.stage("plan"):
+                plan = dry_run_plan(settings, options, book, inventory, today)
+        finally:
+            book.exits.close()
         return Outcome(0, plan=plan, summary=render_plan(plan))
+    report_path = layout.report_path(options.portfolio, today)
+    history_path = layout.history_report_path(options.portfolio, run_id)
+    check_writable(report_path)  # a root that cannot take the report: refused before fetching
+    check_writable(layout.scratch_dir / "probe")
+    csv_path, book, inventory, timer = load_local(
+        settings, options.portfolio, today, layout.scratch_dir
+    )
+    try:
+        return await _run(
+            settings,
+            options,
+            book=book,
+            inventory=inventory,
+            timer=timer,
+            csv_path=csv_path,
+            run_id=run_id,
+            started=started,
+            paths=(report_path, history_path),
+            clock=clock,
+            progress=progress,
+            transport=transport,
+            sleep=sleep,
+        )
+    finally:
+        book.exits.close()
+
+
+async def _run(
+    settings: Settings,
+    options: DiscoverOptions,
+    *,
+    book: TradeBook,
+    inventory: Inventory,
+    timer: StageTimer,
+    csv_path: Path,
+    run_id: str,
+    started: datetime,
+    paths: tuple[Path, Path],
+    clock: Clock,
+    progress: ProgressHook | None,
+    transport: httpx.AsyncBaseTransport | None,
+    sleep: Callable[[float], Awaitable[None]] | None,
+) -> Outcome:
     layout = settings.layout
     target = options.target
-    report_path = layout.report_path(options.portfolio, today)
-    check_writable(report_path)  # a root that cannot take the report: refused before fetching
+    today = started.date()
+    report_path, history_path = paths
+    base = settings.base_currency
     with open_hub(
         settings,
         target,
@@ -204,40 +267,73 @@ async def discover_async(
                 )
             )
         ceiling = MemoryCeiling(options.memory_limit_mb or settings.memory_limit_mb)
-        engine = FetchEngine(hub, ceiling=ceiling, progress=progress)
         load = lambda res: payload_from_cache(hub, res)  # noqa: E731
+        inputs = AssembleInputs(
+            portfolio=options.portfolio,
+            run_id=run_id,
+            started_at=started,
+            tool_version=__version__,
+            upstream=target.label,
+            data_source=relative_to_root(csv_path, layout.root),
+            book=book,
+            inventory=inventory,
+            needs=(),
+            outcomes={},
+            load_payload=load,
+            usage={},
+            cache_inventory={},
+            today=today,
+            timeframe=options.timeframe,
+            report_path=relative_to_root(history_path, layout.root),
+            base_currency=base,
+        )
         async with hub:
             with timer.stage("fetch"):
+                engine = FetchEngine(hub, ceiling=ceiling, progress=progress)
                 fetched = await engine.run(plan, PhaseTwo.of(plan, planner, load))
-            usage = hub.usage()
-        with timer.stage("assemble"):
-            report, gaps = assemble_report(
-                AssembleInputs(
-                    portfolio=options.portfolio,
-                    run_id=run_id,
-                    started_at=started,
-                    tool_version=__version__,
-                    upstream=target.label,
-                    data_source=relative_to_root(csv_path, layout.root),
-                    book=book,
-                    inventory=inventory,
+            outcomes = dict(fetched.outcomes)
+            with timer.stage("assemble"):
+                inputs = replace(
+                    inputs,
                     needs=fetched.needs(plan),
-                    outcomes=fetched.outcomes,
-                    load_payload=load,
-                    usage=usage,
-                    cache_inventory=cache_inventory(hub.cache),
-                    today=today,
-                    timeframe=options.timeframe,
-                    report_path=relative_to_root(report_path, layout.root),
+                    outcomes=outcomes,
                     stopped_early=fetched.stopped_early,
-                    run_gaps=cache_fault_gaps(hub),
                 )
+                filled = fill_slots(inputs)
+            # One exchange rate per foreign currency, now that the currencies are known.
+            fx = fx_needs(
+                foreign_currencies(filled, book.ticker_symbols, base), base=base, today=today
             )
+            if fx and fetched.stopped_early is None:
+                with timer.stage("fx"):
+                    fx_plan = planner(fx)
+                    fx_fetched = await FetchEngine(hub, ceiling=ceiling, progress=progress).run(
+                        fx_plan
+                    )
+                    outcomes.update(fx_fetched.outcomes)
+                    fill_slots(replace(inputs, outcomes=outcomes), fx, into=filled)
+            usage = hub.usage()
+        with timer.stage("closed_trades"):
+            closed = closed_trades_section(
+                book,
+                filled.learned.benchmark,
+                filled.learned.currencies(book.ticker_symbols),
+                layout.closed_trades_path(options.portfolio, run_id),
+                settings.csv_chunk_rows,
+            )
+        with timer.stage("assemble"):
+            inputs = replace(
+                inputs,
+                usage=usage,
+                cache_inventory=cache_inventory(hub.cache),
+                run_gaps=cache_fault_gaps(hub),
+                closed_trades=closed,
+            )
+            report, gaps = assemble_report(inputs, filled)
         timings = dict(timer.timings)
         meta = report["discovery_metadata"]
         meta["stage_timings_ms"] = timings
         meta["peak_rss_mb"] = round(max(peak_rss_mb(), ceiling.peak_mb), 1)
-        validate_report(report)
         code = 3 if any(g.is_fault for g in gaps) or fetched.stopped_early else 0
         record_run(
             layout.state_dir,
@@ -253,17 +349,54 @@ async def discover_async(
             peak_rss_mb=meta["peak_rss_mb"],
             exit_code=code,
             upstream=target.label,
+            history=(history_path, as_written_in(report, history_path, report_path)),
         )
         for name in hub.cache.existing_namespaces():
             hub.cache.namespace(name).record_last_run(run_id)
     return Outcome(
         code,
         report=report,
-        report_path=report_path,
-        summary=render_summary(report, str(report_path)),
+        report_path=history_path,
+        latest_path=report_path,
+        summary=render_summary(report, str(history_path), latest=str(report_path)),
         plan=plan,
         gaps=gaps,
     )
+
+
+def closed_trades_section(
+    book: TradeBook,
+    benchmark: Closes | None,
+    currency_of: Mapping[str, str | None],
+    spill: Path,
+    chunk_rows: int,
+) -> list[dict[str, Any]] | dict[str, Any]:
+    """The closed-trade records (a second streaming pass over the CSV): inline up to
+    INLINE_LIMIT, else written as JSON lines to `spill` and referred to by `{path, count}`
+    (relative to the daily report's folder: `history/…`)."""
+    records = closed_trade_records(
+        iter_closed_trades(book, chunk_rows=chunk_rows), benchmark, currency_of
+    )
+    if book.summary.closed_trades <= INLINE_LIMIT:
+        return list(records)
+    count = 0
+    try:
+        with atomic_writer(spill) as handle:
+            for record in records:
+                handle.write(orjson.dumps(record) + b"\n")
+                count += 1
+    except OSError as exc:
+        raise storage_sentence(spill, exc, "the closed trades") or exc from None
+    return {"path": f"{spill.parent.name}/{spill.name}", "count": count}
+
+
+def as_written_in(report: dict[str, Any], history: Path, daily: Path) -> dict[str, Any]:
+    """The report as its history copy holds it: a closed-trades file is referred to relative
+    to the history folder (it sits there) rather than to the daily report's."""
+    closed = report.get("closed_trades")
+    if not isinstance(closed, dict) or history.parent == daily.parent:
+        return report
+    return {**report, "closed_trades": {**closed, "path": Path(closed["path"]).name}}
 
 
 def cache_fault_gaps(hub: ServiceHub) -> list[Gap]:

@@ -1,18 +1,25 @@
 """Where a run leaves its trace: its report file (atomic) and its ledger row, for discover and
 refresh alike. One place, so both kinds of run are written the same way and the CLI writes
-nothing itself."""
+nothing itself.
+
+A discover run never destroys an earlier report: its report is kept in the history folder
+(`history/{PORTFOLIO}_{run_id}.json`, with its closed-trades file when it has one) and the
+daily `{PORTFOLIO}_{YYYYMMDD}.json` is the latest of its day. History files older than the
+ledger's retention (90 days) are removed when a run of the same portfolio is recorded.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from cache.atomic import atomic_write_json, probe_writable
 from discovery.errors import storage_sentence
-from discovery.runs.ledger import Ledger, LedgerError, RunRecord
+from discovery.runs.ledger import RETENTION_DAYS, Ledger, LedgerError, RunRecord
 
 log = logging.getLogger("tradescout")
 
@@ -32,13 +39,19 @@ def record_run(
     peak_rss_mb: float,
     exit_code: int,
     upstream: str,
+    history: tuple[Path, Mapping[str, Any]] | None = None,
 ) -> None:
-    """Write the report, then append the run to the ledger. A disk that refuses the report is
-    `StorageError`: one sentence, exit 3, no half-written file (the write is atomic)."""
-    try:
-        atomic_write_json(report_path, report)
-    except OSError as exc:
-        raise storage_sentence(report_path, exc, "the report") or exc from None
+    """Write the report (its history copy first, when given: (path, report as written there)),
+    then append the run to the ledger. A disk that refuses the report is `StorageError`: one
+    sentence, exit 3, no half-written file (every write is atomic)."""
+    writes = [history, (report_path, report)] if history is not None else [(report_path, report)]
+    for path, body in writes:
+        try:
+            atomic_write_json(path, body)
+        except OSError as exc:
+            raise storage_sentence(path, exc, "the report") or exc from None
+    if history is not None and portfolio is not None:
+        prune_history(history[0].parent, portfolio, started_at.date())
     record_in_ledger(
         state_dir,
         RunRecord(
@@ -74,3 +87,33 @@ def record_in_ledger(state_dir: Path, row: RunRecord) -> None:
             ledger.record_run(row)
     except LedgerError as exc:
         log.warning("run ledger not updated: %s", exc)
+
+
+_RUN_DAY = re.compile(r"_(\d{8})T\d{6}Z-[0-9a-f]+(?:\.json|\.closed_trades\.jsonl)$")
+
+
+def prune_history(folder: Path, portfolio: str, today: date) -> int:
+    """Remove `portfolio`'s history files dated (by their run id) more than RETENTION_DAYS
+    before `today`; best effort (a file that cannot be removed is left). Returns how many."""
+    cutoff = today - timedelta(days=RETENTION_DAYS)
+    removed = 0
+    try:
+        names = [p for p in folder.iterdir() if p.name.startswith(f"{portfolio}_")]
+    except OSError:
+        return 0
+    for path in names:
+        match = _RUN_DAY.search(path.name)
+        if match is None or match.start() != len(portfolio):  # another portfolio's prefix
+            continue
+        digits = match[1]
+        try:
+            day = date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+        except ValueError:
+            continue
+        if day < cutoff:
+            try:
+                path.unlink()
+                removed += 1
+            except OSError:
+                log.warning("old report %s could not be removed", path.name)
+    return removed
