@@ -64,8 +64,14 @@ PIPE_WIDTH = 10_000
 def _console(*, stderr: bool) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     tty = hasattr(stream, "isatty") and stream.isatty()
+    # No emoji codes: data (cache keys, symbols, paths) is printed verbatim — rich would turn
+    # a key's `:chart:` into an emoji.
     return Console(
-        stderr=stderr, highlight=False, soft_wrap=True, width=None if tty else PIPE_WIDTH
+        stderr=stderr,
+        highlight=False,
+        emoji=False,
+        soft_wrap=True,
+        width=None if tty else PIPE_WIDTH,
     )
 
 
@@ -226,11 +232,14 @@ def upstream_for(
     settings: Settings, sandbox: bool, offline: bool, *, start: bool = True
 ) -> Iterator[Target]:
     """Decide live / sandbox / offline; start the embedded sandbox when asked (and needed:
-    a dry run plans against the sandbox's cache keys but sends nothing)."""
-    if sandbox and offline:
-        fail("--sandbox and --offline exclude each other: choose one.")
+    a dry run plans against the sandbox's cache keys but sends nothing). `--sandbox
+    --offline` works offline over the sandbox's cache; plain `--offline` over live's."""
     if offline:
-        yield Target("live", offline=True)
+        yield (
+            Target("sandbox", "http://127.0.0.1:0", offline=True)
+            if sandbox
+            else Target("live", offline=True)
+        )
         return
     if sandbox and not start:
         yield Target("sandbox", "http://127.0.0.1:0")

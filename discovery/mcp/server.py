@@ -153,12 +153,11 @@ class Tools:
         """Run the whole discovery for PORTFOLIO and write its report (minutes when the cache is
         cold; progress is reported). Returns exit_code (0 complete, 3 written with gaps),
         report_path, the short summary and the gaps by service and reason. `sandbox` uses the
-        bundled simulator (synthetic data), `offline` local files and the cache only."""
+        bundled simulator (synthetic data), `offline` local files and the cache only (with
+        `sandbox`: the sandbox's cache)."""
         from discovery.plan.needs import TIMEFRAMES
         from discovery.runs.discover import DiscoverOptions, discover_async
 
-        if sandbox and offline:
-            raise InputError("sandbox and offline exclude each other: choose one.")
         if timeframe not in TIMEFRAMES:
             raise InputError(
                 f"timeframe {timeframe!r} is not valid; use one of {', '.join(TIMEFRAMES)}."

@@ -81,6 +81,7 @@ class AssembleInputs:
     # Faults of the run itself rather than of one slot (the cache refusing writes: disk_full).
     run_gaps: Sequence[Gap] = ()
     base_currency: str = "USD"
+    cache_upstream: str = "live"  # whose cache entries were read (sandbox ones are synthetic)
     # The per-trade records (at most closed.INLINE_LIMIT), or where the shell wrote them
     # (`{path, count}`, relative to the report); None: not built (e.g. a unit test).
     closed_trades: list[dict[str, Any]] | dict[str, Any] | None = None
@@ -560,6 +561,7 @@ def assemble_report(
             "execution_timestamp": inp.started_at.isoformat(),
             "tool_version": inp.tool_version,
             "upstream": inp.upstream,
+            "cache_upstream": inp.cache_upstream,
             "data_source": inp.data_source,
             "data_source_sha256": book.sha256,
             "confidence_score": score,

@@ -3,7 +3,8 @@
 A ticker's sector is its local analysis file's (already a canonical id), else its fetched
 profile's, normalized through the alias map (`discovery.local.sectors`); when both are known
 and disagree, the profile's is listed under `conflicts`. A label the alias map does not know is
-no sector (null), never the nearest guess. Open positions are grouped by that sector with their
+no sector (null), never the nearest guess; a crypto pair has none (`asset_class: crypto`) and
+its positions are grouped under `crypto`. Open positions are grouped by that sector with their
 marked value (mark price × size, negative for a Short) per currency.
 """
 
@@ -15,8 +16,10 @@ from typing import Any
 from discovery.ingest.figures import money
 from discovery.local.inventory import Inventory
 from discovery.report.facts import Learned
+from services import coingecko
 
 UNKNOWN_SECTOR = "unknown"
+CRYPTO = "crypto"
 LOCAL = "local_analysis"
 
 
@@ -44,7 +47,13 @@ def sector_by_ticker(
             sector, source = fetched.value, fetched.source
         else:
             sector, source = None, None
-        out[ticker] = {"sector": sector, "source": source, "conflicts": conflicts}
+        asset_class = CRYPTO if coingecko.coin_id(ticker) is not None else "security"
+        out[ticker] = {
+            "sector": sector,
+            "source": source,
+            "conflicts": conflicts,
+            "asset_class": asset_class,
+        }
     return out
 
 
@@ -57,7 +66,9 @@ def sector_exposure(
     out: dict[str, dict[str, Any]] = {}
     for p in positions:
         ticker = str(p["ticker"])
-        sector = (by_ticker.get(ticker) or {}).get("sector") or UNKNOWN_SECTOR
+        known = by_ticker.get(ticker) or {}
+        fallback = CRYPTO if known.get("asset_class") == CRYPTO else UNKNOWN_SECTOR
+        sector = known.get("sector") or fallback
         group = out.setdefault(
             sector, {"positions": 0, "tickers": [], "marked_value": {}, "unmarked_positions": 0}
         )

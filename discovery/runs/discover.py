@@ -31,7 +31,14 @@ from discovery.ingest.closed_trades import iter_closed_trades
 from discovery.ingest.portfolios import resolve_portfolio
 from discovery.ingest.trades import TradeBook, ingest
 from discovery.local.inventory import Inventory, build_inventory
-from discovery.plan.needs import TIMEFRAMES, Need, TickerFacts, fx_needs, report_needs
+from discovery.plan.needs import (
+    CIK_MAP,
+    TIMEFRAMES,
+    Need,
+    TickerFacts,
+    fx_needs,
+    report_needs,
+)
 from discovery.plan.planner import FetchPlan, plan_needs
 from discovery.report.assemble import (
     AssembleInputs,
@@ -42,10 +49,11 @@ from discovery.report.assemble import (
 from discovery.report.closed import INLINE_LIMIT, closed_trade_records
 from discovery.report.facts import Closes
 from discovery.report.gaps import Gap
-from discovery.report.summary import render_summary
+from discovery.report.summary import gap_lines, plural, render_summary
 from discovery.runs.record import check_writable, record_run
 from discovery.settings import Settings
 from discovery.upstream import Target
+from services.errors import ServiceError
 from services.hub import ServiceHub
 from services.spec import FetchResult
 
@@ -83,8 +91,9 @@ class StageTimer:
         start = time.perf_counter()
         try:
             yield
-        finally:
-            self.timings[name] = round((time.perf_counter() - start) * 1000.0, 1)
+        finally:  # a stage entered twice (assembly, around the FX fetch) adds up
+            spent = (time.perf_counter() - start) * 1000.0
+            self.timings[name] = round(self.timings.get(name, 0.0) + spent, 1)
 
 
 def load_local(
@@ -156,12 +165,40 @@ def dry_run_plan(
     settings: Settings, options: DiscoverOptions, book: TradeBook, inventory: Inventory, today: date
 ) -> FetchPlan:
     """The plan as `discover` would build it, from a read-only hub: no file or directory is
-    created, nothing is sent."""
+    created, nothing is sent. When the SEC CIK map is already cached, the filings it unlocks
+    are planned too (as the run would, the moment the map is read), so the listing is exact."""
     needs = book_needs(
         book, inventory, today, benchmark=options.benchmark, timeframe=options.timeframe
     )
     with open_hub(settings, options.target, read_only=True) as hub:
-        return planner_for(hub)(needs)
+        planner = planner_for(hub)
+        plan = planner(needs)
+        trigger = next((n for n in plan.needs if n.id == CIK_MAP), None)
+        covered = {c.request.cache_key() for c in plan.covered if c.request is not None}
+        if trigger is None or not plan.deferred or trigger.sources[0].key not in covered:
+            return plan
+        env = hub.peek(trigger.sources[0].request).envelope
+        try:
+            value = trigger.sources[0].parse(env.payload) if env is not None else None
+        except (ServiceError, ValueError, KeyError, TypeError, AttributeError):
+            value = None
+        if value is None:
+            return plan
+        second = planner([n.resolved(value) for n in plan.deferred])
+        return merged(plan, second)
+
+
+def merged(first: FetchPlan, second: FetchPlan) -> FetchPlan:
+    """One plan listing both phases (the deferred needs in their concrete form)."""
+    concrete = {n.id: n for n in second.needs}
+    return FetchPlan(
+        needs=tuple(concrete.get(n.id, n) for n in first.needs),
+        fetches=(*first.fetches, *second.fetches),
+        covered=(*first.covered, *second.covered),
+        gaps=(*first.gaps, *second.gaps),
+        blocked={**first.blocked, **second.blocked},
+        notes=(*first.notes, *second.notes),
+    )
 
 
 def new_run_id(now: datetime) -> str:
@@ -202,7 +239,7 @@ async def discover_async(
                 plan = dry_run_plan(settings, options, book, inventory, today)
         finally:
             book.exits.close()
-        return Outcome(0, plan=plan, summary=render_plan(plan))
+        return Outcome(0, plan=plan, summary=render_plan(plan, settings.base_currency))
     report_path = layout.report_path(options.portfolio, today)
     history_path = layout.history_report_path(options.portfolio, run_id)
     check_writable(report_path)  # a root that cannot take the report: refused before fetching
@@ -274,6 +311,7 @@ async def _run(
             started_at=started,
             tool_version=__version__,
             upstream=target.label,
+            cache_upstream=target.upstream,
             data_source=relative_to_root(csv_path, layout.root),
             book=book,
             inventory=inventory,
@@ -414,9 +452,10 @@ def cache_inventory(cache: CacheBackend) -> dict[str, Any]:
     return {name: stats.to_json() for name, stats in cache.stats().items()}
 
 
-def render_plan(plan: FetchPlan) -> str:
+def render_plan(plan: FetchPlan, base_currency: str = "USD") -> str:
     """The dry-run listing: one line per planned request (service, dataset, what for, reason,
-    cache key), then the totals."""
+    cache key — printed verbatim), then the totals, what waits on another answer (SEC filings
+    on the CIK map, exchange rates on the tickers' currencies) and the gaps already known."""
     lines = [f"{'service':<14} {'dataset':<13} {'subject':<16} {'reason':<58} key"]
     for item in plan.fetches:
         lines.append(
@@ -426,12 +465,27 @@ def render_plan(plan: FetchPlan) -> str:
     totals = plan.planned_by_service()
     lines.append("")
     lines.append(
-        f"planned {len(plan.fetches)} request(s): "
+        f"planned {plural(len(plan.fetches), 'request')}: "
         + (", ".join(f"{k} {v}" for k, v in sorted(totals.items())) or "none")
     )
-    lines.append(f"covered locally or by cache: {len(plan.covered)}; gaps: {len(plan.gaps)}")
-    if plan.filings_pending:
-        lines.append(
-            f"+ up to {len(plan.filings_pending)} SEC filings requests once the CIK map is fetched"
-        )
+    lines.append(f"covered locally or by cache: {len(plan.covered):,}")
+    pending = plan.filings_pending
+    if pending:
+        cik = next((g for g in plan.gaps if g.slot == "cik_map"), None)
+        if cik is not None:
+            lines.append(
+                f"SEC filings: none planned for {plural(len(pending), 'ticker')} "
+                f"(sec_edgar {cik.reason}: {cik.detail or cik.fix})"
+            )
+        else:
+            lines.append(
+                f"+ up to {plural(len(pending), 'SEC filings request')} once the CIK map is read"
+            )
+    lines.append(
+        f"+ one exchange-rate chart per currency other than {base_currency} among the tickers, "
+        "once their currencies are known"
+    )
+    lines.extend(line.replace("Gaps:", "gaps already known:", 1) for line in gap_lines(
+        [g.to_json() for g in plan.gaps if g.slot != "cik_map" or not pending]
+    ))  # fmt: skip
     return "\n".join(lines)

@@ -107,7 +107,7 @@ def _header(report: Mapping[str, Any]) -> str:
         ("tickers", fmt(ps.get("unique_tickers"))),
         ("win rate", pct(pm.get("win_rate"))),
         ("profit factor", fmt(pm.get("profit_factor"))),
-        ("total PnL", fmt(pm.get("total_pnl"))),
+        ("realized PnL", _money_kpi(pm)),
         ("confidence", fmt(meta.get("confidence_score"))),
         ("gaps", fmt(len(report.get("gaps") or []))),
     ]
@@ -122,6 +122,23 @@ def _header(report: Mapping[str, Any]) -> str:
         + "".join(f'<div class="kpi">{escape(k)}<b>{escape(v)}</b></div>' for k, v in kpis)
         + "</div>"
     )
+
+
+def _money_kpi(pm: Mapping[str, Any]) -> str:
+    """Realized PnL per currency (never one sum across currencies), and the converted total
+    with its rates when the report has one; older reports: their single total."""
+    by = pm.get("by_currency")
+    if not isinstance(by, Mapping) or not by:
+        return fmt(pm.get("total_pnl"))
+    text = " · ".join(f"{code} {fmt((m or {}).get('total_pnl'))}" for code, m in by.items())
+    converted = pm.get("converted")
+    if isinstance(converted, Mapping) and len(by) > 1:
+        rates = ", ".join(
+            f"{r.get('symbol')} {fmt(r.get('rate'))}"
+            for r in (converted.get("rates") or {}).values()
+        )
+        text += f" (≈ {converted.get('currency')} {fmt(converted.get('total_pnl'))} at {rates})"
+    return text
 
 
 def _coverage(report: Mapping[str, Any]) -> str:
@@ -208,8 +225,12 @@ def _positions(report: Mapping[str, Any]) -> str:
         return section("Open positions", note("No open positions."), ident="positions")
     rows = []
     for p in positions:
-        upnl = p.get("current_unrealized_pnl")
+        upnl = p.get("csv_unrealized_return", p.get("current_unrealized_pnl"))
         cls = "pnl-pos" if isinstance(upnl, int | float) and upnl >= 0 else "pnl-neg"
+        mark = p.get("mark") if isinstance(p.get("mark"), Mapping) else {}
+        marked = mark.get("unrealized_return")
+        mcls = "pnl-pos" if isinstance(marked, int | float) and marked >= 0 else "pnl-neg"
+        csv_as_of = f" ({p['csv_as_of']})" if p.get("csv_as_of") else ""
         rows.append(
             [
                 p.get("ticker"),
@@ -219,8 +240,9 @@ def _positions(report: Mapping[str, Any]) -> str:
                 fmt(p.get("entry_price")),
                 fmt(p.get("position_size")),
                 fmt(p.get("days_since_entry")),
-                Markup(f'<span class="{cls}">{escape(pct(upnl))}</span>'),
+                Markup(f'<span class="{cls}">{escape(pct(upnl) + csv_as_of)}</span>'),
                 _mark_of(report, p),
+                Markup(f'<span class="{mcls}">{escape(pct(marked))}</span>') if mark else "—",
                 _sector_of(report, str(p.get("ticker"))),
             ]
         )
@@ -232,22 +254,34 @@ def _positions(report: Mapping[str, Any]) -> str:
         "entry price",
         "size",
         "days",
-        "unrealized (CSV)",
+        "unrealized (CSV, as of)",
         "last close / mark",
+        "unrealized (mark)",
         "sector",
     ]
-    return section("Open positions", table(head, rows, {4, 5, 6, 7}), ident="positions")
+    return section("Open positions", table(head, rows, {4, 5, 6, 7, 9}), ident="positions")
+
+
+def _strategy_row(stats: Mapping[str, Any]) -> dict[str, Any]:
+    """A strategy's figures as flat columns: money per currency becomes `total_pnl USD`, …"""
+    flat: dict[str, Any] = {}
+    for k, v in (stats or {}).items():
+        if k == "by_currency" and isinstance(v, Mapping):
+            for code, money in v.items():
+                flat[f"total_pnl {code}"] = (money or {}).get("total_pnl")
+        elif not isinstance(v, list):
+            flat[k] = v
+    return flat
 
 
 def _strategies(report: Mapping[str, Any]) -> str:
     perf = report.get("strategy_performance")
     if isinstance(perf, Mapping) and perf:
+        flat = {name: _strategy_row(stats) for name, stats in perf.items()}
         keys: list[str] = []
-        for stats in perf.values():
-            for k, v in (stats or {}).items():
-                if k not in keys and not isinstance(v, list):
-                    keys.append(k)
-        rows = [[name, *(fmt((stats or {}).get(k)) for k in keys)] for name, stats in perf.items()]
+        for stats in flat.values():
+            keys.extend(k for k in stats if k not in keys)
+        rows = [[name, *(fmt(stats.get(k)) for k in keys)] for name, stats in flat.items()]
         return section(
             "Strategy performance",
             table(["strategy", *keys], rows, set(range(1, len(keys) + 1))),
@@ -268,7 +302,10 @@ def _equity(report: Mapping[str, Any], trades: TradeColumns | None, source: str)
     given = (report.get("period_performance") or {}).get("max_drawdown")
     for name, points in curves.items():
         worst = series.max_drawdown(points)
-        if isinstance(given, Mapping) and len(curves) == 1 and "value" in given:
+        mine = given.get(name) if isinstance(given, Mapping) else None  # per currency
+        if isinstance(mine, Mapping) and "value" in mine:
+            worst, origin = dict(mine), "period_performance.max_drawdown"
+        elif isinstance(given, Mapping) and len(curves) == 1 and "value" in given:
             worst, origin = dict(given), "period_performance.max_drawdown"
         else:
             origin = "computed from closed_trades"

@@ -110,7 +110,6 @@ async def test_ticker_slice(offline_report_root: Path) -> None:
         ("inventory", {"portfolio": "nope"}, "No portfolio 'nope'"),
         ("ticker", {"portfolio": "../x", "ticker": "A"}, "is not valid"),
         ("discover", {"portfolio": "demo", "timeframe": "2w"}, "timeframe '2w' is not valid"),
-        ("discover", {"portfolio": "demo", "sandbox": True, "offline": True}, "exclude each other"),
     ],
 )
 async def test_errors_are_tool_errors_with_one_sentence(

@@ -112,7 +112,9 @@ def test_offline_report_page(offline_report_root: Path) -> None:
     assert html.count('class="gap-mark"') == expected_gap_marks(report) > 60
     assert 'data-reasons="offline"' in html
     assert "Not drawn: this report has no closed_trades section." in html
-    assert "Strategy performance is not in this report" in html
+    assert "Strategy performance is not in this report" not in html
+    for strategy in report["strategy_performance"]:
+        assert f"<td>{strategy}</td>" in html or f">{strategy}<" in html
     assert "No run ledger" in html
     # self-contained: no URL to fetch anything from, no script
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html)
