@@ -148,6 +148,8 @@ class ExitOrder:
     def _spill(self) -> None:
         run = self._take()
         if self._tmp is None:
+            if self.scratch is not None:  # made only when needed: a small file leaves no trace
+                self.scratch.mkdir(parents=True, exist_ok=True)
             self._tmp = tempfile.TemporaryDirectory(prefix="tradescout-exits-", dir=self.scratch)
         path = Path(self._tmp.name) / f"run-{len(self._files)}.bin"
         run.tofile(path)

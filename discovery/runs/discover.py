@@ -23,6 +23,7 @@ from cache.atomic import atomic_writer
 from cache.backend import CacheBackend
 from cache.envelope import utcnow
 from discovery import __version__
+from discovery.currencies import currency_code, major
 from discovery.errors import InputError, storage_sentence
 from discovery.fetch.access import availability_lookup, coverage_lookup, open_hub
 from discovery.fetch.ceilings import MemoryCeiling, peak_rss_mb
@@ -53,6 +54,7 @@ from discovery.report.summary import gap_lines, plural, render_summary
 from discovery.runs.record import check_writable, record_run
 from discovery.settings import Settings
 from discovery.upstream import Target
+from services import yahoo_finance
 from services.errors import ServiceError
 from services.hub import ServiceHub
 from services.spec import FetchResult
@@ -155,6 +157,26 @@ def planner_for(hub: ServiceHub) -> Callable[[Sequence[Need]], FetchPlan]:
     return lambda needs: plan_needs(needs, coverage=coverage, availability=availability)
 
 
+def cached_currencies(hub: ServiceHub, needs: Sequence[Need]) -> list[str]:
+    """The major currencies of the tickers whose chart is in the cache (the refresh plans their
+    exchange rates with everything else, so a discover after it sends nothing)."""
+    found: set[str] = set()
+    for need in needs:
+        if need.kind != "chart" or not need.sources:
+            continue
+        env = hub.peek(need.sources[0].request).envelope
+        if env is None or env.status != "ok":
+            continue
+        try:
+            history = yahoo_finance.parse_chart(env.payload, since=date.max)  # meta only
+        except (ServiceError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        code = currency_code(history.currency)
+        if code is not None:
+            found.add(major(code)[0])
+    return sorted(found)
+
+
 def payload_from_cache(hub: ServiceHub, result: FetchResult) -> Any:
     """The payload of a result fetched (or read) this run, read back from the cache."""
     env = hub.peek(result.request).envelope
@@ -232,7 +254,7 @@ async def discover_async(
     run_id = new_run_id(started)
     layout = settings.layout
     if options.dry_run:  # nothing is written: a huge file spills only into an existing state/
-        scratch = layout.scratch_dir if layout.scratch_dir.is_dir() else None
+        scratch = layout.scratch_dir if layout.state_dir.is_dir() else None
         csv_path, book, inventory, timer = load_local(settings, options.portfolio, today, scratch)
         try:
             with timer.stage("plan"):
@@ -240,14 +262,14 @@ async def discover_async(
         finally:
             book.exits.close()
         return Outcome(0, plan=plan, summary=render_plan(plan, settings.base_currency))
-    report_path = layout.report_path(options.portfolio, today)
-    history_path = layout.history_report_path(options.portfolio, run_id)
-    check_writable(report_path)  # a root that cannot take the report: refused before fetching
-    check_writable(layout.scratch_dir / "probe")
     csv_path, book, inventory, timer = load_local(
         settings, options.portfolio, today, layout.scratch_dir
     )
+    report_path = layout.report_path(options.portfolio, today)
+    history_path = layout.history_report_path(options.portfolio, run_id)
     try:
+        check_writable(report_path)  # a root that cannot take the report: refused before fetching
+        check_writable(history_path)
         return await _run(
             settings,
             options,

@@ -37,7 +37,7 @@ from discovery.fetch.engine import Fetched, FetchEngine, PhaseTwo
 from discovery.ingest.portfolios import list_portfolios, resolve_portfolio
 from discovery.ingest.trades import TradeBook, ingest
 from discovery.local.inventory import build_inventory
-from discovery.plan.needs import CIK_MAP, Need
+from discovery.plan.needs import CIK_MAP, Need, fx_needs
 from discovery.plan.outcomes import Failed, Got
 from discovery.plan.planner import (
     Coverage,
@@ -46,7 +46,13 @@ from discovery.plan.planner import (
     PlannedFetch,
     plan_needs,
 )
-from discovery.runs.discover import book_needs, new_run_id, open_tickers, payload_from_cache
+from discovery.runs.discover import (
+    book_needs,
+    cached_currencies,
+    new_run_id,
+    open_tickers,
+    payload_from_cache,
+)
 from discovery.runs.record import check_writable, record_run
 from discovery.settings import Settings
 from discovery.upstream import Target
@@ -323,6 +329,8 @@ def plan_refresh(
         )
         order = by_priority(book.ticker_symbols, ranks)
         needs.extend(book_needs(book, inv, started.date(), benchmark=benchmark, order=order))
+    base = settings.base_currency
+    needs.extend(fx_needs(cached_currencies(hub, needs), base=base, today=started.date()))
     plan = prioritised(planner(needs), ranks)
     return RefreshSetup(budget, remaining, cycle, used_now, coverage, planner, ranks, plan)
 
@@ -385,6 +393,18 @@ async def refresh_async(
         phase_two = PhaseTwo.of(plan, planner2, lambda res: payload_from_cache(hub, res))
         async with hub:
             fetched = await engine.run(plan, phase_two)
+            # Exchange rates of the currencies this refresh just learned (charts fetched now).
+            asked = {n.id for n in plan.needs}
+            more = fx_needs(
+                cached_currencies(hub, plan.needs),
+                base=settings.base_currency,
+                today=started.date(),
+            )
+            more = tuple(n for n in more if n.id not in asked)
+            if more and not offline:
+                fx = await FetchEngine(hub, mode="fresh", admit=tally.admit).run(planner2(more))
+                fetched.outcomes.update(fx.outcomes)
+                fetched.scheduled.extend(fx.scheduled)
             result.usage = hub.usage()
         left = [n for n in fetched.needs(plan) if n.deferred is not None]
         tally.finish(left, fetched, hub.uncached)

@@ -312,8 +312,9 @@ def test_dry_run_prints_plan_and_touches_nothing(
         assert len(fmp_line) == 1 and "company profile needed" in fmp_line[0]
         assert any(ln.startswith("yahoo_finance ") and f" {ticker} " in ln for ln in lines)
     planned = sum(want.values()) - len(tickers)  # submissions wait for the CIK map
-    assert f"planned {planned} request(s)" in done.stdout
-    assert f"+ up to {len(tickers)} SEC filings requests" in done.stdout
+    assert f"planned {planned} requests:" in done.stdout
+    assert f"+ up to {len(tickers)} SEC filings requests once the CIK map is read" in done.stdout
+    assert "💹" not in done.stdout and "yahoo_finance:chart:" in done.stdout  # keys verbatim
 
     as_json = run_cli(
         ["discover", "small", "--dry-run", "--json", "--data-root", str(root)],
@@ -338,6 +339,11 @@ def test_dry_run_prints_plan_and_touches_nothing(
         env=env,
     )
     assert json.loads(again.stdout)["totals"]["planned"] == 0
+    assert listing(root) == warm_before
+    text = run_cli(
+        ["discover", "small", "--dry-run", "--data-root", str(root)], cwd=tmp_path, env=env
+    ).stdout
+    assert "planned 0 requests: none" in text and "SEC filings" not in text  # all cached
     assert listing(root) == warm_before
     assert requests_by_service(fast_sandbox.url) == {}
 

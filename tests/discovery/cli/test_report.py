@@ -99,7 +99,8 @@ def test_history_folder_wins_over_daily_files(reported_root: Path) -> None:
     discovery = reported_root / "outputs" / "trade_history" / "discovery"
     daily = next(discovery.glob("demo_*.json"))
     history = discovery / "history"
-    history.mkdir()
+    kept = sorted(history.glob("demo_*.json"))  # the discover run's own copy
+    assert len(kept) == 1
     for run in ("20261101T010000Z-aaaa", "20261102T010000Z-bbbb"):
         (history / f"demo_{run}.json").write_bytes(daily.read_bytes())
     (history / "other_20261101T010000Z-cccc.json").write_text("{}")
@@ -107,7 +108,9 @@ def test_history_folder_wins_over_daily_files(reported_root: Path) -> None:
     assert code == 0
     body = json.loads(out)
     assert body["source"] == "history"
-    assert [r["date"] for r in body["reports"]] == ["2026-11-02", "2026-11-01"]
+    own = json.loads(kept[0].read_text("utf-8"))["discovery_metadata"]["run_id"]
+    assert [r["run_id"] for r in body["reports"]][0] == own
+    assert [r["date"] for r in body["reports"]][1:] == ["2026-11-02", "2026-11-01"]
 
 
 def test_version_and_short_help() -> None:
