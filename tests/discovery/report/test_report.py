@@ -216,7 +216,72 @@ def test_summary_is_bounded(tickers: int, gaps: int) -> None:
     assert len(text) < SUMMARY_LIMIT
     assert text.rstrip().endswith(path)
     if gaps:
-        assert f"Gaps: {gaps}" in text
+        assert f"Gaps: {gaps:,}" in text
+
+
+def summary_report() -> dict[str, Any]:
+    report = fake_report(3, 0)
+    zero = {"planned": 0, "cache_hits": 0, "network_requests": 0, "retries": 0, "errors": 0}
+    report["service_usage"] = {
+        "yahoo_finance": {**zero, "planned": 5, "network_requests": 6, "retries": 1},
+        "fmp": {**zero, "cache_hits": 2},
+        "imf": dict(zero),
+    }
+    report["performance_metrics"] = {
+        "win_rate": 0.5,
+        "profit_factor": None,
+        "by_currency": {"AUD": {"total_pnl": 144.5}, "USD": {"total_pnl": -370.75}},
+        "converted": {
+            "currency": "USD",
+            "total_pnl": -277.78,
+            "rates": {"AUD": {"symbol": "AUDUSD=X", "rate": 0.6434, "as_of": "2026-12-01"}},
+        },
+        "base_currency": "USD",
+    }
+    report["active_positions"] = [
+        {"ticker": "META", "mark": {"unrealized_pnl": -165.03, "currency": "USD"}},
+        {"ticker": "MQG.AX", "mark": None},
+    ]
+    report["gaps"] = [
+        {"ticker": "MQG.AX", "service": "alpha_vantage", "reason": "not_found", "subject": "MQG.AX"},
+        {"ticker": "MQG.AX", "service": "sec_edgar", "reason": "not_found", "subject": "MQG.AX"},
+        {"ticker": None, "service": "fred", "reason": "offline", "subject": "FEDFUNDS"},
+        {"ticker": None, "service": "fred", "reason": "offline", "subject": "DGS10"},
+        {"ticker": "AAPL", "service": "sec_edgar", "reason": "offline", "subject": "AAPL"},
+    ]
+    return report
+
+
+def test_summary_names_subjects_per_service_and_reason() -> None:
+    text = render_summary(summary_report(), "h.json", latest="d.json")
+    lines = text.splitlines()
+    assert "Gaps: 5 (3 faults)" in lines
+    assert "  fred: offline ×2 (FEDFUNDS, DGS10)" in lines
+    assert "  sec_edgar: not_found ×1 (MQG.AX)" in lines  # not AAPL: its own examples
+    assert "  sec_edgar: offline ×1 (AAPL)" in lines
+    assert "MQG.AX, MQG.AX" not in text
+    assert "Requests: 6 network · 5 planned · 1 retries · 2 cache hits" in lines
+    assert "imf" not in text  # a service with nothing to count is left out
+    assert "yahoo_finance 6 network/5 planned/1 retries" in text and "fmp 0 network" in text
+    assert lines[-2:] == ["Report: h.json", "Latest: d.json"]
+
+
+def test_summary_money_per_currency_with_the_rate_and_the_marks() -> None:
+    text = render_summary(summary_report(), "h.json")
+    assert (
+        "Realized PnL: AUD +144.50 · USD -370.75 (≈ USD -277.78 at AUDUSD=X 0.6434 on 2026-12-01)"
+        in text
+    )
+    assert "total PnL" not in text
+    marks = "Open positions: 2 positions, 1 marked to market (unrealized USD -165.03)"
+    assert f"{marks}; no price for MQG.AX" in text
+    assert "over 3 tickers" in text
+    one = summary_report()
+    one["portfolio_summary"]["unique_tickers"] = 1
+    one["performance_metrics"]["converted"] = None
+    one["performance_metrics"]["not_converted"] = ["AUD"]
+    text = render_summary(one, "h.json")
+    assert "over 1 ticker," in text and "(no USD total: no rate for AUD)" in text
 
 
 def test_schema_rejects_a_broken_report(small_inputs: AssembleInputs) -> None:
@@ -230,6 +295,10 @@ def test_schema_rejects_a_broken_report(small_inputs: AssembleInputs) -> None:
         lambda r: r.__setitem__("extra", 1),
         lambda r: r["gaps"][0].pop("fix"),
         lambda r: r["gaps"][0].__setitem__("subject", ""),
+        lambda r: r.__setitem__("closed_trades", {"path": "../x.jsonl", "count": 6000}),
+        lambda r: r["performance_metrics"].pop("by_currency"),
+        lambda r: r["active_positions"][0].pop("mark"),
+        lambda r: r["market_context"].pop("fx_rates"),
     ):
         broken = copy.deepcopy(report)
         mutate(broken)
