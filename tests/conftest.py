@@ -461,7 +461,7 @@ def assert_every_slot_is_a_value_or_a_gap(
     index: dict[tuple[str | None, str, str | None], int] = {}
     for g in report["gaps"]:
         assert g["subject"] and g["reason"] in REASONS and g["fix"], g
-        named = g["subject"] if g["slot"] in ("benchmark", "indicator") else None
+        named = g["subject"] if g["slot"] in ("benchmark", "indicator", "fx") else None
         key = (g["ticker"], g["slot"], named)
         index[key] = index.get(key, 0) + 1
     assert all(n == 1 for n in index.values()), index
@@ -481,5 +481,19 @@ def assert_every_slot_is_a_value_or_a_gap(
             ("filings", "filings"),
         ):
             slots.append(((ticker, slot, None), data[field] is not None))
+    base = report["performance_metrics"]["base_currency"]
+    majors = {
+        {"GBp": "GBP", "ZAc": "ZAR", "ILA": "ILS"}.get(code, code)
+        for code in report["performance_metrics"]["by_currency"]
+    } - {base, "unknown"}
+    fx_gaps = {g["subject"] for g in report["gaps"] if g["slot"] == "fx"}
+    for currency in majors:  # each foreign currency: a rate, or an fx_unavailable gap
+        symbol = f"{currency}{base}=X"
+        has_rate = symbol in mc["fx_rates"]
+        assert has_rate != (symbol in fx_gaps), f"{symbol}: rate={has_rate}"
+        assert (report["performance_metrics"]["converted"] is not None) <= has_rate
+    for position in report["active_positions"]:  # a mark, or the chart gap saying why not
+        chart = report["ticker_data"][position["ticker"]]["price_history"]
+        assert (position["mark"] is not None) == (chart is not None), position["ticker"]
     for key, has_value in slots:
         assert has_value != (key in index), f"{key}: value={has_value}, gap={key in index}"

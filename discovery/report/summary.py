@@ -70,7 +70,7 @@ def marks_line(positions: Sequence[Mapping[str, Any]]) -> str | None:
         if pnl is not None:
             code = p["mark"].get("currency") or "unknown"
             totals[code] = totals.get(code, 0.0) + pnl
-    line = f"Open positions: {plural(len(positions), 'position')}, {len(marked)} marked to market"
+    line = f"Open positions: {len(positions):,}, {len(marked):,} marked to market"
     if totals:
         line += " (unrealized " + " · ".join(f"{c} {_signed(v)}" for c, v in totals.items()) + ")"
     unmarked = _unique(str(p["ticker"]) for p in positions if not p.get("mark"))

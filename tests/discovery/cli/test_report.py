@@ -109,7 +109,7 @@ def test_history_folder_wins_over_daily_files(reported_root: Path) -> None:
     body = json.loads(out)
     assert body["source"] == "history"
     own = json.loads(kept[0].read_text("utf-8"))["discovery_metadata"]["run_id"]
-    assert [r["run_id"] for r in body["reports"]][0] == own
+    assert body["reports"][0]["run_id"] == own
     assert [r["date"] for r in body["reports"]][1:] == ["2026-11-02", "2026-11-01"]
 
 

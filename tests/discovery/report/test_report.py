@@ -243,7 +243,12 @@ def summary_report() -> dict[str, Any]:
         {"ticker": "MQG.AX", "mark": None},
     ]
     report["gaps"] = [
-        {"ticker": "MQG.AX", "service": "alpha_vantage", "reason": "not_found", "subject": "MQG.AX"},
+        {
+            "ticker": "MQG.AX",
+            "service": "alpha_vantage",
+            "reason": "not_found",
+            "subject": "MQG.AX",
+        },
         {"ticker": "MQG.AX", "service": "sec_edgar", "reason": "not_found", "subject": "MQG.AX"},
         {"ticker": None, "service": "fred", "reason": "offline", "subject": "FEDFUNDS"},
         {"ticker": None, "service": "fred", "reason": "offline", "subject": "DGS10"},
@@ -273,7 +278,7 @@ def test_summary_money_per_currency_with_the_rate_and_the_marks() -> None:
         in text
     )
     assert "total PnL" not in text
-    marks = "Open positions: 2 positions, 1 marked to market (unrealized USD -165.03)"
+    marks = "Open positions: 2, 1 marked to market (unrealized USD -165.03)"
     assert f"{marks}; no price for MQG.AX" in text
     assert "over 3 tickers" in text
     one = summary_report()
