@@ -244,10 +244,10 @@ def upstream_for(
     if sandbox and not start:
         yield Target("sandbox", "http://127.0.0.1:0")
         return
-    if sandbox:
-        from services.sandbox.server import SandboxServer
+    if sandbox:  # started on the first request: a warm run never pays for the simulator
+        from services.sandbox.lazy import LazySandbox
 
-        with SandboxServer() as server:
+        with LazySandbox() as server:
             yield Target("sandbox", server.url)
         return
     if settings.sandbox_url:

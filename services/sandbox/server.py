@@ -102,11 +102,15 @@ class SandboxServer:
             raise RuntimeError("the sandbox is not running")
         return f"http://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 10.0) -> SandboxServer:
-        # proto=IPPROTO_TCP: asyncio only sets TCP_NODELAY on such sockets (else +40 ms/request).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
+    def start(self, timeout: float = 10.0, sock: socket.socket | None = None) -> SandboxServer:
+        """Serve on a free loopback port, or on `sock` (bound and listening already: the lazy
+        embedded sandbox's, whose first connection is waiting in its backlog)."""
+        if sock is None:
+            # proto=IPPROTO_TCP: asyncio only sets TCP_NODELAY on such sockets (else +40 ms
+            # per request).
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, 0))
         self.port = sock.getsockname()[1]
         server = uvicorn.Server(_config(self.app, self.host, self.port))
         self._server = server
