@@ -1,6 +1,8 @@
 """Settings: defaults < `tradescout.toml` < `TRADESCOUT_*` environment < command-line flags.
 
 `tradescout.toml` is optional (`--config`, `$TRADESCOUT_CONFIG`, or `./tradescout.toml`).
+`[shared]` says how far limits, quotas and the cache reach: `redis_url` (or `$TRADESCOUT_REDIS_URL`,
+which wins) switches on the Redis backends for a team; `machines` is how many hosts share them.
 String values may reference environment variables as `${VAR}`; an unset variable is a
 `ConfigError`, never a literal `${VAR}` sent to a service. API keys are read from their
 conventional variables (`FMP_API_KEY`, ...: the services declare them, see `CREDENTIAL_ENV`) and
@@ -14,7 +16,8 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -22,6 +25,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from discovery.errors import ConfigError
 from discovery.layout import DataLayout
 from services.registry import CREDENTIAL_ENV, SERVICE_NAMES
+
+if TYPE_CHECKING:
+    from services.coord.backends import SharedSettings
 
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -38,6 +44,40 @@ class ServiceOverrides(BaseModel):
     max_connections: int | None = Field(default=None, ge=1, le=100)
     timeout_seconds: float | None = Field(default=None, gt=0)
     blocked_cooldown_seconds: float | None = Field(default=None, ge=0)
+
+
+REDIS_URL_ENV = "TRADESCOUT_REDIS_URL"
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+class SharedOptions(BaseModel):
+    """`[shared]`: what a run shares beyond this machine (see services/coord and cache/redis)."""
+
+    model_config = {"extra": "forbid"}
+
+    redis_url: SecretStr | None = None  # may carry a password: never printed
+    machines: int = Field(default=1, ge=1, le=10_000)
+    pacing: Literal["machine", "process"] = "machine"
+    stale_window_days: float = Field(default=7.0, gt=0, le=365)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _usable_url(cls, value: SecretStr | None) -> SecretStr | None:
+        """A URL redis-py can connect to; the message never quotes it (it may hold a password)."""
+        if value is None or not value.get_secret_value().strip():
+            return None
+        try:
+            parts = urlsplit(value.get_secret_value().strip())
+            port = parts.port
+        except ValueError:
+            raise ValueError("not a parseable URL (its port or host is malformed)") from None
+        if parts.scheme not in REDIS_SCHEMES:
+            raise ValueError(f"the scheme must be one of {', '.join(REDIS_SCHEMES)}")
+        if parts.scheme != "unix" and not parts.hostname:
+            raise ValueError("the URL names no host")
+        if port == 0:
+            raise ValueError("port 0 is not a port")
+        return SecretStr(value.get_secret_value().strip())
 
 
 def expand_env_refs(value: Any, where: str, environ: Mapping[str, str] | None = None) -> Any:
@@ -101,12 +141,24 @@ class Settings(BaseSettings):
     benchmark: str = "SPY"
     sandbox_url: str | None = None
     services: dict[str, ServiceOverrides] = Field(default_factory=dict)
+    shared: SharedOptions = Field(default_factory=SharedOptions)
 
     # Credentials: read from their conventional variables (services.registry.CREDENTIAL_ENV,
     # no TRADESCOUT_ prefix) when the settings are built; never a field, so never in a dump.
     _credentials: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, context: Any, /) -> None:
+        url = os.environ.get(REDIS_URL_ENV, "")
+        if url.strip():
+            try:
+                self.shared = SharedOptions(
+                    **{**self.shared.model_dump(exclude={"redis_url"}), "redis_url": url}
+                )
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                raise ConfigError(
+                    f"environment: {REDIS_URL_ENV} is invalid: {first['msg']}."
+                ) from None
         for names in CREDENTIAL_ENV.values():
             for name in names:
                 value = os.environ.get(name, "")
@@ -137,6 +189,17 @@ class Settings(BaseSettings):
     @property
     def layout(self) -> DataLayout:
         return DataLayout(self.data_root)
+
+    def shared_settings(self) -> SharedSettings:
+        """The coordination's view of `[shared]` (the Redis URL handed over only here)."""
+        from services.coord.backends import SharedSettings
+
+        url = self.shared.redis_url
+        return SharedSettings(
+            redis_url=url.get_secret_value() if url is not None else None,
+            machines=self.shared.machines,
+            pacing=self.shared.pacing,
+        )
 
     def credential_source(self, service: str) -> tuple[str, SecretStr] | None:
         """The variable and value of the service's credential that wins (the first set, in the

@@ -52,6 +52,7 @@ class DiscoverOptions:
     timeframe: str = "all"
     max_concurrency: int | None = None
     memory_limit_mb: int | None = None
+    worker: str | None = None  # the Dask worker running it (the report's metadata says so)
 
 
 @dataclass
@@ -196,20 +197,25 @@ async def discover_async(
         transport=transport,
         sleep=sleep,
     ) as hub:
-        with timer.stage("plan"):
-            planner = planner_for(hub)
-            plan = planner(
-                book_needs(
-                    book, inventory, today, benchmark=options.benchmark, timeframe=options.timeframe
-                )
-            )
-        ceiling = MemoryCeiling(options.memory_limit_mb or settings.memory_limit_mb)
-        engine = FetchEngine(hub, ceiling=ceiling, progress=progress)
         load = lambda res: payload_from_cache(hub, res)  # noqa: E731
-        async with hub:
+        async with hub:  # entered first: planning sees the shared holds and counts
+            with timer.stage("plan"):
+                planner = planner_for(hub)
+                plan = planner(
+                    book_needs(
+                        book,
+                        inventory,
+                        today,
+                        benchmark=options.benchmark,
+                        timeframe=options.timeframe,
+                    )
+                )
+            ceiling = MemoryCeiling(options.memory_limit_mb or settings.memory_limit_mb)
+            engine = FetchEngine(hub, ceiling=ceiling, progress=progress)
             with timer.stage("fetch"):
                 fetched = await engine.run(plan, PhaseTwo.of(plan, planner, load))
             usage = hub.usage()
+            sharing = hub.sharing()
         with timer.stage("assemble"):
             report, gaps = assemble_report(
                 AssembleInputs(
@@ -237,6 +243,8 @@ async def discover_async(
         meta = report["discovery_metadata"]
         meta["stage_timings_ms"] = timings
         meta["peak_rss_mb"] = round(max(peak_rss_mb(), ceiling.peak_mb), 1)
+        meta["worker"] = options.worker
+        meta["shared"] = sharing
         validate_report(report)
         code = 3 if any(g.is_fault for g in gaps) or fetched.stopped_early else 0
         record_run(

@@ -240,6 +240,52 @@ class RedisFlight:
             await pubsub.aclose()
 
 
+class TolerantFlight:
+    """A single-flight whose store may fail mid-run (a state/ that fills up): a failed step acts
+    as "no one else is fetching", so the caller fetches itself — a duplicate request at worst,
+    never a lost answer and never a fetch repeated because its lease could not be released."""
+
+    def __init__(
+        self, flight: SingleFlight, faults: tuple[type[BaseException], ...] = (OSError,)
+    ) -> None:
+        self._flight = flight
+        self._faults = faults
+
+    async def acquire(self, key: str, ttl: float) -> Lease | None:
+        try:
+            return await self._flight.acquire(key, ttl)
+        except self._faults:
+            return Lease(key, "")  # an unstored lease: renew and release do nothing
+
+    async def renew(self, lease: Lease, ttl: float) -> bool:
+        if not lease.token:
+            return True
+        try:
+            return await self._flight.renew(lease, ttl)
+        except self._faults:
+            return False
+
+    async def release(self, lease: Lease) -> bool:
+        if not lease.token:
+            return True
+        try:
+            return await self._flight.release(lease)
+        except self._faults:
+            return False
+
+    async def held(self, key: str) -> bool:
+        try:
+            return await self._flight.held(key)
+        except self._faults:
+            return False
+
+    async def wait(self, key: str, timeout: float) -> bool:
+        try:
+            return await self._flight.wait(key, timeout)
+        except self._faults:
+            return True
+
+
 @contextlib.asynccontextmanager
 async def _kept(flight: SingleFlight, lease: Lease, ttl: float) -> AsyncIterator[None]:
     """Hold the lease while the body runs: renew every ttl/3, release at the end."""
