@@ -62,9 +62,10 @@ from services.registry import SPECS
 from services.spec import FetchResult, ServiceRequest
 
 log = logging.getLogger("tradescout.services")
-# A key's lease lives 30 s unless renewed (a killed owner frees it that soon); a waiter waits
-# for as long as a fetch behind a slow service's pacing may take before it asks itself.
-LEASE_SECONDS = 30.0
+# A key's lease lives 10 s unless renewed (a killed owner on another machine frees it that
+# soon; on this machine at once); a waiter waits for as long as a fetch behind a slow service's
+# pacing may take before it asks itself.
+LEASE_SECONDS = 10.0
 WAIT_SECONDS = 600.0
 _STATE_FAULTS: tuple[type[BaseException], ...] = (OSError, sqlite3.Error)
 
