@@ -243,6 +243,13 @@ def _config_path(explicit: Path | None) -> Path | None:
     return local if local.is_file() else None
 
 
+def config_file(explicit: Path | None = None) -> Path | None:
+    """The configuration file a load would read (absolute), or None: what a Dask task is told
+    to read, since a worker's working directory is not the caller's."""
+    path = _config_path(explicit)
+    return path.resolve() if path is not None else None
+
+
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     """Build settings from defaults, TOML, environment and explicit overrides (flags).
 

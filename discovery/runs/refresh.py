@@ -340,7 +340,9 @@ async def refresh_async(
     budgets: Mapping[str, int | None] | None = None,
     benchmark: str = "SPY",
     clock: Clock = lambda: datetime.now(UTC),
+    worker: str | None = None,
 ) -> RefreshResult:
+    """One refresh run over `portfolios` (`worker`: the Dask worker running it, if one is)."""
     started = clock()
     t0 = time.perf_counter()
     layout = settings.layout
@@ -360,6 +362,7 @@ async def refresh_async(
             )
             cycle = setup.cycle
             result = RefreshResult(new_run_id(started), [n for n, _ in books], budget=setup.budget)
+            result.worker = worker
             result.resumed_from = cycle.resumed_from
             if cycle.resumed_from is not None:
                 result.spent_before_resume = {

@@ -71,10 +71,13 @@ class MachineLimiter:
         self._wall: Callable[[], float] = wall or time.time
 
     async def acquire(self) -> None:
-        await paced(self._book, self.pacing, self.stats)
+        await paced(self._book, self.pacing, self.stats, exact=True)
 
     async def _book(self) -> tuple[float, bool]:
-        return await self._db.transact(self._book_in)
+        """(seconds from now until the slot, booked): measured on the wall clock the slot is
+        kept on, when the transaction is over (it may have queued behind other callers)."""
+        slot, booked = await self._db.transact(self._book_in)
+        return slot - self._wall(), booked
 
     def _book_in(self, db: sqlite3.Connection) -> tuple[float, bool]:
         scope, now = self.scope, self._wall()
@@ -89,7 +92,7 @@ class MachineLimiter:
                 "ON CONFLICT (upstream, service) DO UPDATE SET last_slot = excluded.last_slot",
                 (scope.upstream, scope.service, slot),
             )
-        return slot - now, booked
+        return slot, booked
 
 
 # Microseconds of the server clock. The key holds the last slot booked and expires once idle

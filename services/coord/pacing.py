@@ -86,14 +86,18 @@ async def paced(
     pacing: Pacing,
     stats: PaceStats,
     *,
+    exact: bool = False,
     monotonic: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
     """Reserve, sleep until the slot, and go only if on time (else reserve again).
 
-    The slot lies between `started + wait` and `returned + wait` (the reply took some time), so
-    the sleep ends at the later bound (never early) and lateness is counted from the earlier one
-    (a slow reservation counts as late). A slot too far ahead to book is slept towards (to half
+    On another clock (Redis') the slot lies between `started + wait` and `returned + wait` (the
+    reply took some time), so the sleep ends at the later bound (never early) and lateness is
+    counted from the earlier one (a slow reservation counts as late). With `exact` the backend
+    measured `wait` on this machine's clock when it returned (the machine-wide backend), so
+    lateness is counted from the slot itself: a reservation that queued behind others in the
+    state database is not late for that. A slot too far ahead to book is slept towards (to half
     the lookahead before it) and asked for again."""
     while True:
         started = monotonic()
@@ -103,6 +107,8 @@ async def paced(
             stats.deferred += 1
             await sleep(max(0.001, wait - pacing.lookahead / 2))
             continue
+        if exact:
+            started = monotonic()
         due = monotonic() + wait
         while (left := due - monotonic()) > 0:
             await sleep(left)
