@@ -23,10 +23,12 @@ def open_cache(
     clock: Clock = utcnow,
     redis_url: str | None = None,
     stale_window: timedelta = DEFAULT_STALE_WINDOW,
+    read_only: bool = False,
 ) -> CacheBackend:
     """The cache a run uses: the diskcache backend under `directory` (namespaces open lazily),
     or — with `redis_url` — that disk cache in front of one Redis shared by a team, entries
-    kept there `stale_window` past their expiry (see cache/redis.py).
+    kept there `stale_window` past their expiry (see cache/redis.py); `read_only` (a dry run's)
+    copies nothing from Redis to the disk.
 
     The one place a backend is chosen.
     """
@@ -39,6 +41,7 @@ def open_cache(
             size_limit_bytes=size_limit_bytes,
             clock=clock,
             stale_window=stale_window,
+            read_only=read_only,
         )
     from cache.disk.store import DiskCache
 

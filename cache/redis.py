@@ -16,7 +16,9 @@ Why the local disk cache stays as a first level:
 How a first-level hit stays honest: the first level holds the same envelope bytes, so an entry
 read there carries the `fetched_at`/`expires_at` it was stored with — it is fresh only until the
 moment the shared entry was; when it is stale or absent the shared level is asked, and the
-fresher of the two is served (and copied down). Nothing ever extends an entry's freshness.
+fresher of the two is served and copied down — on a peek as on a read, so an entry a run planned
+around or waited for is on its own disk should Redis go before the report is built (a read-only
+cache, a dry run's, copies nothing). Nothing ever extends an entry's freshness.
 
 Statistics (hits, misses, last runs) stay local: they describe this machine's runs, and `cache
 report` / `verify` / `optimize` work on the local level only.
@@ -247,10 +249,13 @@ class SharedNamespace(EnvelopeNamespace):
     Reads, checks and counting are `EnvelopeNamespace`'s (counted once, here); the counters and
     run history are kept in the local namespace's statistics."""
 
-    def __init__(self, local: DiskNamespace, store: SharedStore, *, clock: Clock) -> None:
+    def __init__(
+        self, local: DiskNamespace, store: SharedStore, *, clock: Clock, copy_down: bool = True
+    ) -> None:
         super().__init__(local.service, clock=clock)
         self._local = local
         self._store = store
+        self._copy_down = copy_down
         self._last: tuple[str, bytes] | None = None  # the shared bytes just read, for copying
 
     # -- reads: the fresher of the two levels -----------------------------------------------------
@@ -262,7 +267,7 @@ class SharedNamespace(EnvelopeNamespace):
         if shared is None or (local is not None and shared.expires_at <= local.expires_at):
             return local
         last = self._last
-        if touch and last is not None and last[0] == key:
+        if self._copy_down and last is not None and last[0] == key:
             try:  # copied down, so the next read is local
                 self._local._write(key, last[1], shared)
             except CacheWriteFailed as exc:
@@ -329,8 +334,10 @@ class SharedCache:
         clock: Clock = utcnow,
         stale_window: timedelta = DEFAULT_STALE_WINDOW,
         client: Redis | None = None,
+        read_only: bool = False,
     ) -> None:
         self.local = DiskCache(directory, size_limit_bytes=size_limit_bytes, clock=clock)
+        self._copy_down = not read_only
         self.store = SharedStore(url, clock=clock, stale_window=stale_window, client=client)
         self.store.ping()
         self._clock = clock
@@ -339,7 +346,12 @@ class SharedCache:
     def namespace(self, service: str) -> SharedNamespace:
         ns = self._open.get(service)
         if ns is None:
-            ns = SharedNamespace(self.local.namespace(service), self.store, clock=self._clock)
+            ns = SharedNamespace(
+                self.local.namespace(service),
+                self.store,
+                clock=self._clock,
+                copy_down=self._copy_down,
+            )
             self._open[service] = ns
         return ns
 

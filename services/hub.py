@@ -163,6 +163,7 @@ class ServiceHub:
         self._state_dir = state_dir
         self._coord: Coordination | None = None
         self._entered = False
+        self._since = clock()  # when this run began (reset on entry): see `_flown`
         if read_only:
             self._present = set(cache.existing_namespaces())
             self._used = read_usage(state_dir, clock().date())
@@ -192,6 +193,7 @@ class ServiceHub:
         install_log_redaction()
         if not self._entered and self._coord is not None and self._quota is not None:
             self._entered = True
+            self._since = self._clock()
             self._coord = await open_coordination(
                 self._shared,
                 self._state_dir,
@@ -480,30 +482,36 @@ class ServiceHub:
     ) -> Envelope:
         """The network call in one process at a time per key (every process sharing the
         coordination): a process that finds the key's lease taken waits, then reads what the
-        owner stored — any fresh entry, or for a forced fetch one stored since it began. If the
-        owner stored nothing (its call failed) or the wait runs out, it asks itself."""
+        owner stored — any fresh entry, or for a forced fetch one stored since this run began
+        (as fresh as this run could make it: a refresh does not renew what a discover beside it
+        just fetched). If the
+        owner stored nothing (its call failed) or the wait runs out, it asks itself. The leader
+        looks in the cache once more first (the double check: the previous owner may have
+        stored it just before letting go)."""
         coord = self._coord
         if coord is None:
             return await self._network_and_store(client, request, key)
-        began = self._clock()
         store = self._cache.namespace(request.service)
 
         async def read() -> Envelope | None:
             found = store.peek(key)
             env = found.envelope if found.fresh else None
-            if env is None or (force and env.fetched_at < began):
+            if env is None or (force and env.fetched_at <= self._since):
                 return None
             client.usage.shared_inflight += 1
             return env
 
-        return await once(
-            coord.flight,
-            key,
-            lambda: self._network_and_store(client, request, key),
-            read,
-            ttl=LEASE_SECONDS,
-            timeout=WAIT_SECONDS,
-        )
+        async def lead() -> Envelope:
+            # Checked again under the lease: another process may have stored it between this
+            # run's cache read and the moment its lease was released.
+            stored = await read()
+            return (
+                stored
+                if stored is not None
+                else await self._network_and_store(client, request, key)
+            )
+
+        return await once(coord.flight, key, lead, read, ttl=LEASE_SECONDS, timeout=WAIT_SECONDS)
 
     async def _network_and_store(
         self, client: ServiceClient, request: ServiceRequest, key: str

@@ -49,6 +49,7 @@ def open_hub(
         clock=clock,
         redis_url=shared.redis_url,
         stale_window=timedelta(days=settings.shared.stale_window_days),
+        read_only=read_only,
     )
     try:
         yield ServiceHub(

@@ -72,13 +72,23 @@ def test_another_machine_reads_it_fresh_and_keeps_a_copy(
     key = key_for("ACME")
     with machine(tmp_path, server, "a") as first:
         first.namespace("fmp").put(key, {"p": 1}, dataset="profile", ttl=timedelta(hours=2))
+    with SharedCache(
+        tmp_path / "b" / "cache",
+        "redis://127.0.0.1:6379/0",
+        clock=FakeClock(T0),
+        client=fakeredis.FakeRedis(server=server),
+        read_only=True,
+    ) as dry:  # a dry run's cache reads the shared level and copies nothing
+        assert dry.namespace("fmp").peek(key).fresh
+        assert dry.namespace("fmp").stats().entries == 0
     with machine(tmp_path, server, "b") as second:
         ns = second.namespace("fmp")
-        assert ns.peek(key).fresh  # a peek reads the shared level without copying
-        assert ns.stats().entries == 0
         read = ns.get(key)
         assert read.fresh and read.envelope is not None and read.envelope.payload == {"p": 1}
         assert ns.stats().entries == 1 and ns.run_counters["hits"] == 1
+    with machine(tmp_path, server, "c") as third:  # a peek (planning) copies it down too
+        assert third.namespace("fmp").peek(key).fresh
+        assert third.namespace("fmp").stats().entries == 1
     fakeredis.FakeRedis(server=server).flushall()  # Redis lost it: the copy still answers
     with machine(tmp_path, server, "b") as second:
         assert second.namespace("fmp").get(key).fresh

@@ -4,8 +4,9 @@ and a Dask cluster of process workers on 127.0.0.1 — all against the sandbox a
 (SEC blocks a client over 10 requests/s; the others answer 429), each with the negative control
 that shows the overrun when nothing is shared.
 
-Client rates are raised close to the sandbox's limits (Yahoo and FMP 4.5/s of 5, FRED 1.8/s of
-2; SEC keeps its 8/s of 10), so one process alone is within every limit and two together are not.
+Client rates are raised towards the sandbox's limits (Yahoo and FMP 4/s of 5, FRED 1.6/s of 2;
+SEC keeps its 8/s of 10; CoinGecko's two calls need not wait 2 s apart within its 30 a
+minute), so one process alone is within every limit and two together are not.
 """
 
 from __future__ import annotations
@@ -40,11 +41,13 @@ pytestmark = pytest.mark.slow
 
 RATES = """
 [services.yahoo_finance]
-rate_per_second = 4.5
-[services.fmp]
-rate_per_second = 4.5
+rate_per_second = 4
 [services.fred]
-rate_per_second = 1.8
+rate_per_second = 1.6
+[services.coingecko]
+rate_per_second = 5
+[services.fmp]
+rate_per_second = 4
 """
 TICKERS = [t for t in equity_symbols(us_only=True) if t not in local_tickers()][:12]
 # Three overlapping portfolios and their union, cut from one set of trades (so a ticker has the
@@ -116,6 +119,15 @@ def overrun(url: str) -> int:
     return sum(s["rate_limited"] for s in stats.values()) + stats["sec_edgar"]["refused"]
 
 
+def entries(root: Path) -> dict[str, int]:
+    """Cache entries per service: each a key some request answered."""
+    from cache.disk.store import DiskCache
+
+    with DiskCache(root / "cache") as cache:
+        found = {n: cache.namespace(n).stats().entries for n in cache.existing_namespaces()}
+    return {n: k for n, k in found.items() if k}
+
+
 def report(path: str) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(Path(path).read_text("utf-8"))
     return loaded
@@ -132,9 +144,13 @@ def test_cron_refresh_beside_discover_stay_within_every_limit(tmp_path: Path) ->
         assert [code for code, _ in runs] == [0, 0], runs
         total = counts(url)
         assert overrun(url) == 0, sandbox_stats(url)
-        usage = report(runs[1][1]["report_path"])["service_usage"]
-        planned = {k: u["planned"] for k, u in usage.items() if u["planned"]}
-        assert total == planned, (total, planned)  # every key once, between the two of them
+        # Every key asked once between the two — but CoinGecko's: its 15-minute TTL is inside any
+        # refresh horizon, so a refresh renews what a discover fetched before the refresh began.
+        kept = entries(shared)
+        assert {k: v for k, v in total.items() if k != "coingecko"} == {
+            k: v for k, v in kept.items() if k != "coingecko"
+        }, (total, kept)
+        assert kept["coingecko"] <= total["coingecko"] <= 2 * kept["coingecko"]
         assert report(runs[1][1]["report_path"])["discovery_metadata"]["shared"]["limits"] == (
             "machine"
         )
@@ -162,7 +178,7 @@ def test_three_machines_share_one_redis(tmp_path: Path, redis_server: RedisServe
 
         reset(url)
         env = {"TRADESCOUT_REDIS_URL": redis_server.url}
-        limits = f"[services.fmp]\ndaily_quota = {quota}\n"
+        limits = f"daily_quota = {quota}\n"  # under [services.fmp]
         roots = [
             data_root(tmp_path, f"m{i}", [p], limits) for i, p in enumerate(["p1", "p2", "p3"])
         ]
@@ -198,8 +214,11 @@ def test_three_machines_share_one_redis(tmp_path: Path, redis_server: RedisServe
 
 def test_redis_killed_mid_run(tmp_path: Path, redis_server: RedisServer) -> None:
     """Redis SIGKILLed while three processes are fetching: each goes on with its local backends,
-    every limit divided by the 3 configured machines — still no 429 and no SEC block — writes
-    its report, and says so in `discovery_metadata.shared`."""
+    every limit divided by the 3 configured machines, writes its report and says so in
+    `discovery_metadata.shared`. SEC (8/s, a third each) is never blocked. A service whose share
+    is under one call a second (FRED: 1.6/s over 3) can still meet a 429 when the three happen
+    to call within the same second — dividing a rate cannot bound a one-second window below one
+    call per machine — so the only gaps allowed are `rate_limited` ones, after their retries."""
     with SandboxServer(faults=(), sec_block_seconds=5, latency_ms=40) as sandbox:
         url = sandbox.url
         env = {"TRADESCOUT_REDIS_URL": redis_server.url}
@@ -212,14 +231,16 @@ def test_redis_killed_mid_run(tmp_path: Path, redis_server: RedisServer) -> None
             for root, p in zip(roots, ["p1", "p2", "p3"], strict=True)
         ]
         deadline = time.monotonic() + 60
-        while sum(counts(url, "served").values()) < 10:
+        while sum(counts(url, "served").values()) < 12:
             assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
             time.sleep(0.02)
         redis_server.kill()
+        assert sum(counts(url, "served").values()) < 30  # killed mid-run, not after it
         runs = finish(procs)
-        assert [c for c, _ in runs] == [0, 0, 0], runs
-        assert overrun(url) == 0, sandbox_stats(url)
-        for _, body in runs:
+        assert sandbox_stats(url)["sec_edgar"]["refused"] == 0
+        for code, body in runs:
+            gaps = report(body["report_path"])["gaps"]
+            assert code in (0, 3) and {g["reason"] for g in gaps} <= {"rate_limited"}, gaps
             shared = report(body["report_path"])["discovery_metadata"]["shared"]
             assert shared["limits"] == "local" and shared["cache"] == "local", shared
             assert "divided by 3 machines" in shared["note"], shared
@@ -262,11 +283,8 @@ def test_a_dask_worker_killed_mid_task(tmp_path: Path) -> None:
             )
         made = sum(counts(url).values())
         assert overrun(url) == 0
-    from cache.disk.store import DiskCache
-
-    with DiskCache(root / "cache") as cache:
-        entries = sum(cache.namespace(n).stats().entries for n in cache.existing_namespaces())
-    assert entries <= made <= entries + 8, (made, entries)  # only what was in flight, again
+    kept = sum(entries(root).values())
+    assert kept <= made <= kept + 8, (made, kept)  # again: only what was in flight
 
 
 def test_several_portfolios_without_a_cluster_run_here_one_after_another(tmp_path: Path) -> None:
