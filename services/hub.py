@@ -164,6 +164,7 @@ class ServiceHub:
         self._coord: Coordination | None = None
         self._entered = False
         self._since = clock()  # when this run began (reset on entry): see `_flown`
+        self._stored_here: set[str] = set()  # keys this hub fetched and stored itself
         if read_only:
             self._present = set(cache.existing_namespaces())
             self._used = read_usage(state_dir, clock().date())
@@ -496,8 +497,10 @@ class ServiceHub:
         async def read() -> Envelope | None:
             found = store.peek(key)
             env = found.envelope if found.fresh else None
-            if env is None or (force and env.fetched_at <= self._since):
+            if env is None:
                 return None
+            if force and (env.fetched_at <= self._since or key in self._stored_here):
+                return None  # not another process's answer since this run began: ask anew
             client.usage.shared_inflight += 1
             return env
 
@@ -546,6 +549,7 @@ class ServiceHub:
             # A synthetic answer is labelled so even when a live-mode URL points at the sandbox.
             "upstream": "sandbox" if synthetic else eff.upstream,
         }
+        self._stored_here.add(key)
         try:
             return self._cache.namespace(request.service).put(
                 key, answer.payload, ttl=ttl, **fields
