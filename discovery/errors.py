@@ -1,12 +1,36 @@
 """Errors the user caused (exit 2) versus ones we did not expect (exit 1).
 
 An `InputError` carries one sentence naming the file, row and column; the CLI prints it as-is and
-exits 2. Nothing is written before an `InputError` can be raised.
+exits 2. Nothing is written before an `InputError` can be raised. `echo` is how any value taken
+from the user's input appears in such a sentence: quoted and capped, so a 1 MB cell cannot turn
+one sentence into a megabyte of terminal output.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+ECHO_CHARS = 80
+"""At most this many characters of an input value appear in a message or a report field."""
+
+
+def echo(value: object, limit: int = ECHO_CHARS) -> str:
+    """`value` for a message: text quoted, cut to `limit` characters with its full length said;
+    a number as written (`0`, `inf`).
+
+    Control characters (NUL, newlines) are shown escaped, so the sentence stays one line.
+    """
+    if isinstance(value, bool | int | float):
+        return str(value)
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text):,} characters)"
+
+
+def clip(text: str, limit: int = ECHO_CHARS) -> str:
+    """`text` cut to `limit` characters (with `…`): for free text copied into a report field."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class InputError(Exception):

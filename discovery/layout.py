@@ -6,17 +6,27 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from discovery.errors import InputError
+from discovery.errors import InputError, echo
 from discovery.tickers import is_valid_ticker
 
 _PORTFOLIO_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
+MAX_PORTFOLIO_NAME = 200
+"""Characters in a portfolio name: file names are limited to 255 bytes on common file systems,
+and every file named after a portfolio adds a suffix (`_YYYYMMDD.json`, a run id)."""
+
+
 def check_portfolio_name(name: str) -> str:
-    """A portfolio name becomes a file name: refuse separators, `..` and empty names."""
+    """A portfolio name becomes a file name: refuse separators, `..`, empty and overlong names."""
     if not name or name.startswith(".") or not set(name) <= _PORTFOLIO_CHARS:
         raise InputError(
-            f"Portfolio name {name!r} is not valid: use letters, digits, '_', '-' or '.' only."
+            f"Portfolio name {echo(name)} is not valid: use letters, digits, '_', '-' or '.' only."
+        )
+    if len(name) > MAX_PORTFOLIO_NAME:
+        raise InputError(
+            f"Portfolio name {echo(name)} is too long for the file names made from it: use at "
+            f"most {MAX_PORTFOLIO_NAME} characters."
         )
     return name
 

@@ -1,12 +1,16 @@
 """Settings: defaults < `tradescout.toml` < `TRADESCOUT_*` environment < command-line flags.
 
 `tradescout.toml` is optional (`--config`, `$TRADESCOUT_CONFIG`, or `./tradescout.toml`).
-`[shared]` says how far limits, quotas and the cache reach: `redis_url` (or `$TRADESCOUT_REDIS_URL`,
-which wins) switches on the Redis backends for a team; `machines` is how many hosts share them.
-String values may reference environment variables as `${VAR}`; an unset variable is a
-`ConfigError`, never a literal `${VAR}` sent to a service. API keys are read from their
-conventional variables (`FMP_API_KEY`, ...: the services declare them, see `CREDENTIAL_ENV`) and
-held as `SecretStr` so they never print.
+String values may reference environment variables as `${VAR}` (spaces inside the braces are
+allowed) or `${VAR:-default}` (the default when VAR is unset or empty, as in a shell). Every
+`${…}` is a reference: an unset variable without a default, or a form that is not one of these,
+is a `ConfigError` — never a literal `${VAR}` sent to a service. Every value is validated (finite,
+in range, a URL that parses) and a bad one is one sentence naming the setting and where it came
+from (the file, the variable or the flag). API keys are read from their conventional variables
+(`FMP_API_KEY`, ...: the services declare them, see `CREDENTIAL_ENV`) and held as `SecretStr` so
+they never print. `[shared]` says how far limits, quotas and the cache reach:
+`redis_url` (or `$TRADESCOUT_REDIS_URL`, which wins) switches on the Redis backends for a team;
+`machines` is how many hosts share them.
 """
 
 from __future__ import annotations
@@ -20,16 +24,57 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
-from discovery.errors import ConfigError
+from discovery.errors import ConfigError, echo
 from discovery.layout import DataLayout
+from discovery.tickers import is_valid_ticker, normalize_ticker
 from services.registry import CREDENTIAL_ENV, SERVICE_NAMES
 
 if TYPE_CHECKING:
     from services.coord.backends import SharedSettings
 
-_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_REF_RE = re.compile(r"\$\{([^}]*)\}")
+_REF_FORM = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::-(.*))?$", re.DOTALL)
+
+# Ranges of the numeric settings (one declaration: the fields and the messages read them).
+RANGES: dict[str, tuple[float, float]] = {
+    "max_local_age_days": (0, 36_500),
+    "max_concurrency": (1, 256),
+    "memory_limit_mb": (16, 1_048_576),
+    "csv_chunk_rows": (100, 1_000_000),
+    "cache_size_limit_mb": (1, 1_048_576),
+    "rate_per_second": (0.001, 1_000),
+    "daily_quota": (0, 10_000_000),
+    "max_connections": (1, 100),
+    "timeout_seconds": (0.1, 600),
+    "blocked_cooldown_seconds": (0, 86_400),
+}
+
+
+def _range(name: str) -> Any:
+    lo, hi = RANGES[name]
+    return Field(default=None, ge=lo, le=hi, allow_inf_nan=False)
+
+
+def check_url(value: str) -> str:
+    """An http(s) URL that parses: a host, a port in range, no spaces or control characters."""
+    if any(ord(c) < 33 or ord(c) == 127 for c in value):
+        raise ValueError("a URL cannot contain spaces or control characters")
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises for a port out of range or not a number
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL with a host")
+    del port
+    return value
 
 
 class ServiceOverrides(BaseModel):
@@ -39,11 +84,41 @@ class ServiceOverrides(BaseModel):
 
     enabled: bool = True
     base_url: str | None = None
-    rate_per_second: float | None = Field(default=None, gt=0)
-    daily_quota: int | None = Field(default=None, ge=0)
-    max_connections: int | None = Field(default=None, ge=1, le=100)
-    timeout_seconds: float | None = Field(default=None, gt=0)
-    blocked_cooldown_seconds: float | None = Field(default=None, ge=0)
+    rate_per_second: float | None = _range("rate_per_second")
+    daily_quota: int | None = _range("daily_quota")
+    max_connections: int | None = _range("max_connections")
+    timeout_seconds: float | None = _range("timeout_seconds")
+    blocked_cooldown_seconds: float | None = _range("blocked_cooldown_seconds")
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else check_url(value)
+
+
+def _expand(text: str, where: str, env: Mapping[str, str]) -> str:
+    if "${" in text and _REF_RE.sub("", text).count("${"):
+        raise ConfigError(f"{where}: a '${{' reference is never closed with '}}'.")
+
+    def sub(match: re.Match[str]) -> str:
+        form = _REF_FORM.match(match.group(1))
+        if form is None:
+            raise ConfigError(
+                f"{where}: {echo(match.group(0))} is not a reference tradescout understands; "
+                "write ${NAME} or ${NAME:-default}."
+            )
+        name, default = form.group(1), form.group(2)
+        value = env.get(name)
+        if value is None or (default is not None and value == ""):
+            if default is None:
+                raise ConfigError(
+                    f"{where}: environment variable ${{{name}}} is not set "
+                    "(set it, give a default as ${NAME:-default}, or remove the reference)."
+                )
+            return default
+        return value
+
+    return _REF_RE.sub(sub, text)
 
 
 REDIS_URL_ENV = "TRADESCOUT_REDIS_URL"
@@ -58,7 +133,7 @@ class SharedOptions(BaseModel):
     redis_url: SecretStr | None = None  # may carry a password: never printed
     machines: int = Field(default=1, ge=1, le=10_000)
     pacing: Literal["machine", "process"] = "machine"
-    stale_window_days: float = Field(default=7.0, gt=0, le=365)
+    stale_window_days: float = Field(default=7.0, gt=0, le=365, allow_inf_nan=False)
 
     @field_validator("redis_url")
     @classmethod
@@ -81,20 +156,10 @@ class SharedOptions(BaseModel):
 
 
 def expand_env_refs(value: Any, where: str, environ: Mapping[str, str] | None = None) -> Any:
-    """Replace `${VAR}` in every string of a TOML tree; an unset variable is an error."""
+    """Replace `${VAR}` / `${VAR:-default}` in every string of a TOML tree (see the module)."""
     env = os.environ if environ is None else environ
     if isinstance(value, str):
-
-        def sub(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in env:
-                raise ConfigError(
-                    f"{where}: environment variable ${{{name}}} is not set "
-                    "(set it or remove the reference)."
-                )
-            return env[name]
-
-        return _VAR_RE.sub(sub, value)
+        return _expand(value, where, env)
     if isinstance(value, dict):
         return {k: expand_env_refs(v, f"{where}.{k}", env) for k, v in value.items()}
     if isinstance(value, list):
@@ -133,11 +198,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRADESCOUT_", extra="forbid")
 
     data_root: Path = Path("data")
-    max_local_age_days: int = Field(default=30, ge=0)
-    max_concurrency: int = Field(default=16, ge=1, le=256)
-    memory_limit_mb: int = Field(default=1024, ge=16)
-    csv_chunk_rows: int = Field(default=50_000, ge=100)
-    cache_size_limit_mb: int = Field(default=512, ge=1)
+    max_local_age_days: int = Field(default=30, ge=0, le=RANGES["max_local_age_days"][1])
+    max_concurrency: int = Field(default=16, ge=1, le=RANGES["max_concurrency"][1])
+    memory_limit_mb: int = Field(default=1024, ge=16, le=RANGES["memory_limit_mb"][1])
+    csv_chunk_rows: int = Field(default=50_000, ge=100, le=RANGES["csv_chunk_rows"][1])
+    cache_size_limit_mb: int = Field(default=512, ge=1, le=RANGES["cache_size_limit_mb"][1])
+
     benchmark: str = "SPY"
     sandbox_url: str | None = None
     services: dict[str, ServiceOverrides] = Field(default_factory=dict)
@@ -156,14 +222,35 @@ class Settings(BaseSettings):
                 )
             except ValidationError as exc:
                 first = exc.errors()[0]
+                msg = str(first["msg"]).removeprefix("Value error, ")
                 raise ConfigError(
-                    f"environment: {REDIS_URL_ENV} is invalid: {first['msg']}."
+                    f"environment variable {REDIS_URL_ENV} is invalid: {msg}."
                 ) from None
         for names in CREDENTIAL_ENV.values():
             for name in names:
                 value = os.environ.get(name, "")
                 if value.strip():
                     self._credentials[name] = SecretStr(value)
+
+    @field_validator("sandbox_url")
+    @classmethod
+    def _sandbox_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_url(value)
+
+    @field_validator("benchmark")
+    @classmethod
+    def _benchmark(cls, value: str) -> str:
+        symbol = normalize_ticker(value)
+        if not is_valid_ticker(symbol):
+            raise ValueError("not a plausible ticker symbol")
+        return symbol
+
+    @field_validator("data_root")
+    @classmethod
+    def _data_root(cls, value: Path) -> Path:
+        if "\x00" in str(value) or not str(value).strip():
+            raise ValueError("not a usable path")
+        return value
 
     @field_validator("services")
     @classmethod
@@ -250,21 +337,77 @@ def config_file(explicit: Path | None = None) -> Path | None:
     return path.resolve() if path is not None else None
 
 
-def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+def load_settings(
+    config: Path | None = None, *, flag_names: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
     """Build settings from defaults, TOML, environment and explicit overrides (flags).
 
     Overrides whose value is None are ignored, so CLI options can pass through unset.
-    Invalid values become one `ConfigError` sentence naming the setting.
+    Invalid values become one `ConfigError` sentence naming the setting and its source:
+    `flag_names` maps a setting to the flag it came from (`--memory-limit-mb`).
     """
     global _PENDING_TOML
     path = _config_path(config)
     _PENDING_TOML = load_toml(path) if path else {}
-    where = str(path) if path else "environment"
+    given = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = Settings(**given)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise ConfigError(f"{where}: setting {loc!r} is invalid: {first['msg']}.") from None
+        raise _sentence(exc, path, given, flag_names or {}) from None
+    except SettingsError as exc:
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"TRADESCOUT_{field.group(1).upper()}" if field else "a TRADESCOUT_ variable"
+        raise ConfigError(
+            f'environment variable {name} is not valid JSON (e.g. {{"fmp": {{"enabled": false}}}}).'
+        ) from None
     finally:
         _PENDING_TOML = {}
+    for service in SERVICE_NAMES:
+        variable = f"TRADESCOUT_{service.upper()}_BASE_URL"
+        url = os.environ.get(variable)
+        if url:
+            try:
+                check_url(url)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"environment variable {variable} is invalid: {exc} (got {echo(url)})."
+                ) from None
+    return settings
+
+
+_FRACTIONAL = frozenset({"rate_per_second", "timeout_seconds", "blocked_cooldown_seconds"})
+
+
+def _num(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
+def _sentence(
+    exc: ValidationError, path: Path | None, given: Mapping[str, Any], flags: Mapping[str, str]
+) -> ConfigError:
+    """The first validation error as one sentence: which setting, from where, what is allowed."""
+    first = exc.errors()[0]
+    loc = [str(p) for p in first["loc"]]
+    name = ".".join(loc) or "settings"
+    leaf = loc[-1] if loc else ""
+    value = first.get("input")
+    secret = leaf == "redis_url"  # may carry a password: never echoed
+    shown = "" if isinstance(value, dict) or secret else f" (got {echo(value)})"
+    msg = str(first["msg"])
+    if leaf in RANGES:
+        lo, hi = RANGES[leaf]
+        whole = leaf not in _FRACTIONAL
+        msg = f"use a {'whole ' if whole else 'finite '}number from {_num(lo)} to {_num(hi)}"
+    msg = msg.removeprefix("Value error, ")
+    top = loc[0] if loc else ""
+    if top in given and top in flags:
+        return ConfigError(f"{flags[top]} is invalid: {msg}{shown}.")
+    if top in given:
+        return ConfigError(f"setting {name!r} is invalid: {msg}{shown}.")
+    variable = f"TRADESCOUT_{top.upper()}"
+    if top.upper() in (name for names in CREDENTIAL_ENV.values() for name in names):
+        return ConfigError(f"environment variable {top.upper()} is invalid: {msg}.")
+    if variable in os.environ:
+        return ConfigError(f"environment variable {variable} is invalid: {msg}{shown}.")
+    where = str(path) if path else "configuration"
+    return ConfigError(f"{where}: setting {name!r} is invalid: {msg}{shown}.")

@@ -7,12 +7,18 @@ reading stdout always gets JSON.
 
 When stdout is not a terminal (a pipe, an assistant's shell tool) tables are printed at their
 full width: rich would otherwise assume 80 columns and cut cells to `output…`.
+
+The data root is checked before a command does anything: it must exist and be a directory
+(no command creates one: a mistyped `--data-root` is an error naming the path, never a new
+tree).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
+import os
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -23,7 +29,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from discovery.errors import InputError, StorageError
+from discovery.errors import InputError, StorageError, echo
 from discovery.settings import Settings, load_settings
 from discovery.upstream import Target
 
@@ -100,11 +106,79 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
-def settings_from(data_root: Path | None, config: Path | None = None, **extra: Any) -> Settings:
+FLAG_NAMES: dict[str, str] = {
+    "data_root": "--data-root",
+    "max_concurrency": "--max-concurrency",
+    "memory_limit_mb": "--memory-limit-mb",
+    "benchmark": "--benchmark",
+}
+
+
+def settings_from(
+    data_root: Path | None,
+    config: Path | None = None,
+    *,
+    must_exist: bool = True,
+    **flags: Any,
+) -> Settings:
+    """Settings for a command (flags validated like every other source, one sentence each),
+    then the up-front data-root check. Whether the data root takes writes is the run's own
+    check (`runs.record.check_writable`: a read-only data root is exit 3, nothing fetched)."""
     try:
-        return load_settings(config, data_root=data_root, **extra)
+        settings = load_settings(config, flag_names=FLAG_NAMES, data_root=data_root, **flags)
+        if must_exist:
+            check_data_root(settings, data_root)
     except InputError as exc:
         fail(str(exc))
+    return settings
+
+
+def _root_source(flag: Path | None) -> str:
+    if flag is not None:
+        return "from --data-root"
+    if os.environ.get("TRADESCOUT_DATA_ROOT"):
+        return "from TRADESCOUT_DATA_ROOT"
+    return "the default, ./data"
+
+
+def check_data_root(settings: Settings, flag: Path | None = None) -> None:
+    """The data root exists and is a directory: no command creates one, so a mistyped
+    `--data-root` is a sentence naming the path, never a new tree."""
+    root = settings.data_root
+    how = "point at yours with --data-root PATH or TRADESCOUT_DATA_ROOT"
+    try:
+        root.stat()
+    except FileNotFoundError:
+        raise InputError(
+            f"Data root {root} ({_root_source(flag)}) does not exist; {how}.", path=root
+        ) from None
+    except OSError as exc:
+        raise InputError(
+            f"Data root {root} cannot be used ({exc.strerror or exc}); {how}.", path=root
+        ) from None
+    if not root.is_dir():
+        raise InputError(
+            f"Data root {root} ({_root_source(flag)}) is a file, not a folder; {how}.", path=root
+        )
+
+
+def check_number(flag: str, value: float | None, low: float, high: float) -> None:
+    """A numeric option in range and finite, else one sentence (not click's usage block)."""
+    if value is None:
+        return
+    if not math.isfinite(value) or not low <= value <= high:
+        fail(f"{flag} {echo(value)} is out of range: use a number from {low:g} to {high:g}.")
+
+
+def check_names(names: list[str]) -> None:
+    """Portfolio names given on the command line, validated before any lock or file is taken."""
+    from discovery.layout import check_portfolio_name
+
+    for name in names:
+        try:
+            check_portfolio_name(name)
+        except InputError as exc:
+            fail(str(exc))
 
 
 def guarded(fn: Callable[[], T]) -> T:

@@ -113,10 +113,11 @@ def discover(
         str, typer.Option(help=f"Analysis window: {'|'.join(TIMEFRAMES)} (all = portfolio period).")
     ] = "all",
     max_concurrency: Annotated[
-        int | None, typer.Option(min=1, max=256, help="Global ceiling on requests in flight.")
+        int | None, typer.Option(help="Global ceiling on requests in flight (1 to 256).")
     ] = None,
     memory_limit_mb: Annotated[
-        int | None, typer.Option(min=16, help="RSS ceiling; soft at 80%, hard stops scheduling.")
+        int | None,
+        typer.Option(help="RSS ceiling in MB; soft at 80%, hard stops scheduling (16 or more)."),
     ] = None,
     scheduler: SchedulerOption = None,
     cluster: ClusterOption = None,
@@ -129,7 +130,12 @@ def discover(
     from discovery.runs.discover import DiscoverOptions, discover_async
     from discovery.tickers import is_valid_ticker, normalize_ticker
 
-    settings = settings_from(data_root, config)
+    settings = settings_from(
+        data_root,
+        config,
+        max_concurrency=max_concurrency,
+        memory_limit_mb=memory_limit_mb,
+    )
     bench = normalize_ticker(benchmark)
     if not is_valid_ticker(bench):
         fail(f"--benchmark {benchmark!r} is not a plausible symbol.")

@@ -61,7 +61,8 @@ def doctor(
     from discovery.runs.doctor import run_doctor
     from services.probe import SKIPPED, healthy, verdict_rows
 
-    settings = settings_from(data_root, config)
+    # the first command a user runs: it may start a data root (its verdicts go to state/)
+    settings = settings_from(data_root, config, must_exist=False)
     names = chosen_services(service or [])
     with upstream_for(settings, sandbox, offline=False) as target:
         results = guarded(lambda: asyncio.run(run_doctor(settings, target, services=names)))

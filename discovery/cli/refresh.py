@@ -20,6 +20,8 @@ from discovery.cli.common import (
     OfflineOption,
     SandboxOption,
     SchedulerOption,
+    check_names,
+    check_number,
     fail,
     guarded,
     print_json,
@@ -72,7 +74,7 @@ def refresh(
         typer.Option("--all", help="Refresh every portfolio (the default when none is named)."),
     ] = False,
     horizon_hours: Annotated[
-        float, typer.Option(min=0, help="Re-fetch entries that expire within this many hours.")
+        float, typer.Option(help="Re-fetch entries that expire within this many hours (0-720).")
     ] = 12.0,
     budget: Annotated[
         list[str] | None,
@@ -101,8 +103,10 @@ def refresh(
     from discovery.runs.runlock import RunLock
 
     settings = settings_from(data_root, config)
+    check_number("--horizon-hours", horizon_hours, 0, 720)
     budgets = parse_budgets(budget or [])
     names = [] if all_portfolios else list(portfolios or [])
+    check_names(names)  # before the lock: a refused name leaves nothing behind
     placement = guarded(lambda: parse_placement(scheduler, cluster))
     if dry_run and placement.kind != "process":
         fail("--dry-run previews the refresh in this process: leave out --scheduler/--cluster.")

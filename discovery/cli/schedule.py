@@ -95,7 +95,7 @@ def schedule_command(
     if remove:
         _run_or_fail(uninstall)
         return
-    settings = settings_from(data_root, config)
+    settings = settings_from(data_root, config, must_exist=False)
     job = build_job(settings.data_root, _config_in_effect(config))
     if install is not None and not job.data_root.is_dir():
         fail(

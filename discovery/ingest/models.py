@@ -1,41 +1,37 @@
 """What stage 1 (ingest) hands on: a bounded, typed summary of a trade-history CSV.
 
 Everything here is O(tickers + open positions + kept issues), never O(rows): the rows themselves
-are gone once their chunk has been aggregated. `TradeBook.to_report_sections()` is the only place
-that decides how these records look in the report (plain JSON types, ISO dates, no NaN/inf).
+are gone once their chunk has been aggregated (the per-trade records come from a second pass,
+`discovery.ingest.closed_trades`). `TradeBook.to_report_sections()` decides how the
+currency-free sections look in the report (plain JSON types, ISO dates, no NaN/inf); the money
+sections are folded per currency by the methods the report side calls with its currency map.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-# Report rounding: money to the cent, returns and ratios to 6 places. Sums are accumulated in
-# float64 per chunk, so rounding also makes the report independent of the chunk size.
-_MONEY_PLACES = 2
-_RATIO_PLACES = 6
+from discovery.errors import clip
+from discovery.ingest.analytics import (
+    MoneyFigures,
+    MonthFigures,
+    StrategyPerformance,
+    TradeAnalytics,
+    fold_months,
+    fold_portfolio,
+    fold_strategies,
+    fold_tickers,
+)
+from discovery.ingest.drawdown import ExitOrder
+from discovery.ingest.figures import expectancy_of, finite, money, ratio, win_rate_of
 
 MAX_KEPT_ISSUES = 500
 """Issues beyond this many are counted per kind but not listed (the report stays small)."""
-
-
-def _money(value: float) -> float:
-    return _finite(round(value, _MONEY_PLACES))
-
-
-def _ratio(value: float | None) -> float | None:
-    return None if value is None else _finite(round(value, _RATIO_PLACES))
-
-
-def _finite(value: float) -> float:
-    """The report never carries NaN/inf; callers guarantee finiteness, this asserts it loudly."""
-    if not math.isfinite(value):
-        raise ValueError(f"non-finite value {value!r} reached the report")
-    return value + 0.0  # turns -0.0 into 0.0
 
 
 def _iso(day: date | None) -> str | None:
@@ -59,7 +55,7 @@ class Issue:
     def to_json(self) -> dict[str, Any]:
         return {
             "row": self.row,
-            "position_uuid": self.position_uuid,
+            "position_uuid": None if self.position_uuid is None else clip(self.position_uuid),
             "field": self.field,
             "kind": self.kind,
             "message": self.message,
@@ -84,14 +80,14 @@ class ActivePosition:
     def to_json(self) -> dict[str, Any]:
         return {
             "ticker": self.ticker,
-            "position_uuid": self.position_uuid,
+            "position_uuid": None if self.position_uuid is None else clip(self.position_uuid),
             "strategy": self.strategy,
             "entry_date": self.entry_date.isoformat(),
-            "entry_price": None if self.entry_price is None else _finite(self.entry_price),
-            "position_size": None if self.position_size is None else _finite(self.position_size),
+            "entry_price": None if self.entry_price is None else finite(self.entry_price),
+            "position_size": None if self.position_size is None else finite(self.position_size),
             "direction": self.direction,
             "days_since_entry": self.days_since_entry,
-            "current_unrealized_pnl": _ratio(self.current_unrealized_pnl),
+            "current_unrealized_pnl": ratio(self.current_unrealized_pnl),
         }
 
 
@@ -115,20 +111,19 @@ class TickerStats:
     @property
     def win_rate(self) -> float | None:
         """wins / (wins + losses); None when no closed trade was decisive (not 0, not made up)."""
-        decided = self.wins + self.losses
-        return None if decided == 0 else self.wins / decided
+        return win_rate_of(self.wins, self.losses)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "total_trades": self.total_trades,
             "closed_trades": self.closed_trades,
             "active_trades": self.active_trades,
-            "total_pnl": _money(self.total_pnl),
-            "total_return": _ratio(self.total_return),
+            "total_pnl": money(self.total_pnl),
+            "total_return": ratio(self.total_return),
             "wins": self.wins,
             "losses": self.losses,
             "breakevens": self.breakevens,
-            "win_rate": _ratio(self.win_rate),
+            "win_rate": ratio(self.win_rate),
             "first_entry_date": _iso(self.first_entry),
             "last_exit_date": _iso(self.last_exit),
             "open_positions": list(self.open_positions),
@@ -180,8 +175,7 @@ class PerformanceMetrics:
 
     @property
     def win_rate(self) -> float | None:
-        decided = self.total_wins + self.total_losses
-        return None if decided == 0 else self.total_wins / decided
+        return win_rate_of(self.total_wins, self.total_losses)
 
     @property
     def profit_factor(self) -> float | None:
@@ -189,29 +183,23 @@ class PerformanceMetrics:
 
     @property
     def expectancy(self) -> float | None:
-        rate = self.win_rate
-        if rate is None:
-            return None
-        value = 0.0
-        if self.total_wins and self.average_win_return is not None:
-            value += rate * self.average_win_return
-        if self.total_losses and self.average_loss_return is not None:
-            value += (1 - rate) * self.average_loss_return
-        return value
+        return expectancy_of(
+            self.total_wins, self.total_losses, self.average_win_return, self.average_loss_return
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "win_rate": _ratio(self.win_rate),
+            "win_rate": ratio(self.win_rate),
             "total_wins": self.total_wins,
             "total_losses": self.total_losses,
             "total_breakevens": self.total_breakevens,
-            "profit_factor": _ratio(self.profit_factor),
-            "total_pnl": _money(self.total_pnl),
-            "gross_profit": _money(self.gross_profit),
-            "gross_loss": _money(self.gross_loss),
-            "average_win_return": _ratio(self.average_win_return),
-            "average_loss_return": _ratio(self.average_loss_return),
-            "expectancy": _ratio(self.expectancy),
+            "profit_factor": ratio(self.profit_factor),
+            "total_pnl": money(self.total_pnl),
+            "gross_profit": money(self.gross_profit),
+            "gross_loss": money(self.gross_loss),
+            "average_win_return": ratio(self.average_win_return),
+            "average_loss_return": ratio(self.average_loss_return),
+            "expectancy": ratio(self.expectancy),
         }
 
 
@@ -263,6 +251,14 @@ class TradeBook:
     metrics: PerformanceMetrics
     active_positions: tuple[ActivePosition, ...]
     quality: DataQuality
+    analytics: TradeAnalytics
+    exits: ExitOrder
+    """Closed trades in exit order (sorted runs, possibly on disk): `realized_drawdowns`."""
+    source_bytes: int = 0
+    """The snapshot length read: the per-trade pass reads exactly these bytes again."""
+    numbers_as_text: bool = False
+    """Whether the file needed the text-typed read (a repeated header line): the per-trade pass
+    reads it the same way."""
 
     @property
     def ticker_symbols(self) -> tuple[str, ...]:
@@ -272,6 +268,30 @@ class TradeBook:
     @property
     def overall_confidence(self) -> float:
         return self.quality.overall_confidence
+
+    # -- money per currency: the report side passes what it learned of each ticker's currency --
+
+    def strategy_performance(
+        self, currency_of: Mapping[str, str | None] | None = None
+    ) -> dict[str, StrategyPerformance]:
+        """Per strategy over closed trades (`strategy_performance`), money per currency."""
+        return fold_strategies(self.analytics, currency_of)
+
+    def money_by_currency(
+        self, currency_of: Mapping[str, str | None] | None = None
+    ) -> dict[str, MoneyFigures]:
+        """`performance_metrics.by_currency`: total_pnl, gross profit/loss, expectancy_pnl."""
+        return fold_portfolio(self.analytics, currency_of)
+
+    def ticker_money(self) -> dict[str, MoneyFigures]:
+        """Per ticker: its closed-trade money (in the ticker's own currency)."""
+        return fold_tickers(self.analytics)
+
+    def monthly(
+        self, currency_of: Mapping[str, str | None] | None = None
+    ) -> dict[str, MonthFigures]:
+        """`period_performance.monthly`: closed trades by exit month, PnL per currency."""
+        return fold_months(self.analytics, currency_of)
 
     def to_report_sections(self) -> dict[str, Any]:
         """The report keys stage 1 fills, as plain JSON types (ISO dates, no NaN/inf)."""

@@ -71,10 +71,15 @@ def resolve_portfolio(layout: DataLayout, name: str) -> Path:
     if plain is not None:
         return plain
     existing = list_portfolios(layout)
-    known = ", ".join(existing) if existing else "none"
+    known = (
+        ", ".join(existing[:20]) + (f" and {len(existing) - 20} more" if len(existing) > 20 else "")
+        if existing
+        else "none"
+    )
     raise InputError(
-        f"No portfolio {name!r} in {layout.trade_history_dir} (expected {name}.csv or "
-        f"{name}_YYYYMMDD.csv); portfolios that exist: {known}.",
+        f"No portfolio {name!r} in data root {layout.root} (looked in "
+        f"{layout.trade_history_dir} for {name}.csv or {name}_YYYYMMDD.csv); portfolios there: "
+        f"{known}. Point at another data root with --data-root PATH or TRADESCOUT_DATA_ROOT.",
         path=layout.trade_history_dir,
     )
 

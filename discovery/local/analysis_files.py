@@ -10,11 +10,16 @@ person can fix the file instead of the pipeline guessing.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from discovery.errors import echo
 from discovery.local.sectors import canonical_sector
+
+MAX_WARNINGS = 20
+"""Warnings listed per file; beyond them one line says how many more there were."""
 
 # Ratings as written by analysts, longest first so `STRONG BUY` wins over `BUY`.
 RATINGS: tuple[str, ...] = (
@@ -176,6 +181,11 @@ _BARE_LINE_RE = re.compile(
 )
 
 
+_RATING_LINE_RE = re.compile(
+    rf"^[ \t]*(?:[-*+][ \t]+)?(?:\*\*|__|(?:{_RATING_ALT}))[^\n]*", re.MULTILINE
+)
+
+
 def _standalone_rating(line: str) -> str | None:
     """A line that *is* a rating: `**BUY**`, `**HOLD with caution** — …`, or bare `STRONG BUY`."""
     m = _BOLD_LINE_RE.match(line)
@@ -195,21 +205,25 @@ def _standalone_rating(line: str) -> str | None:
 def _section_rating(body: str) -> str | None:
     """The first standalone rating line inside a section whose heading mentions a recommendation.
 
-    A section runs until the next heading of the same or a higher level.
+    A section runs until the next heading of the same or a higher level. Section ends come from
+    one pass with a stack of open headings, and with six heading levels a line lies in at most
+    six sections, so the time is linear in the file (200,000 headings included).
     """
     headings = list(_HEADING_RE.finditer(body))
+    ends = [len(body)] * len(headings)
+    open_: list[tuple[int, int]] = []  # (level, index) of headings whose section is open
+    for i, heading in enumerate(headings):
+        level = len(heading.group("hashes"))
+        while open_ and open_[-1][0] >= level:
+            ends[open_.pop()[1]] = heading.start()
+        open_.append((level, i))
     for i, heading in enumerate(headings):
         title = heading.group("title").lower()
         if "recommendation" not in title and "rating" not in title:
             continue
-        level = len(heading.group("hashes"))
-        end = len(body)
-        for later in headings[i + 1 :]:
-            if len(later.group("hashes")) <= level:
-                end = later.start()
-                break
-        for line in body[heading.end() + 1 : end].split("\n"):
-            rating = _standalone_rating(line)
+        # Only lines that can be a rating (bold, or starting with a rating word) are examined.
+        for candidate in _RATING_LINE_RE.finditer(body, heading.end() + 1, ends[i]):
+            rating = _standalone_rating(candidate.group(0))
             if rating is not None:
                 return rating
     return None
@@ -264,6 +278,8 @@ class _Scan:
         self.front, self.body, self._first_line = split_front_matter(text)
         self.fundamental = fundamental
         self.warnings: list[str] = []
+        self._warned = 0
+        self._line_starts: list[int] | None = None
         self.recommendation: str | None = None
         self._recommendation_at = 0  # offset in body of the recommendation that was taken
         self.conviction: float | None = None
@@ -285,14 +301,32 @@ class _Scan:
             self.recommendation = _section_rating(self.body)
 
     def _where(self, at: int | str) -> str:
-        """`line N` for an offset in the body (counted only when a warning needs it)."""
+        """`line N` for an offset in the body (line starts are found once, when first needed)."""
         if isinstance(at, str):
             return at
-        line = self._first_line + self.body.count("\n", 0, at)
+        if self._line_starts is None:
+            self._line_starts = [m.end() for m in re.finditer("\n", self.body)]
+        line = self._first_line + bisect.bisect_right(self._line_starts, at)
         return f"line {line}"
 
+    def note(self, text: str) -> None:
+        """Keep a warning; past MAX_WARNINGS only count it (a file of 200,000 bad labels must
+        not become a report of 200,000 warnings)."""
+        self._warned += 1
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(text)
+
     def warn(self, at: int | str, what: str, value: str, expected: str) -> None:
-        self.warnings.append(f"{self._where(at)}: {what} {_clean(value)!r} is not {expected}")
+        if self._warned >= MAX_WARNINGS:
+            self._warned += 1
+            return
+        self.note(f"{self._where(at)}: {what} {echo(_clean(value))} is not {expected}")
+
+    def finished_warnings(self) -> tuple[str, ...]:
+        extra = self._warned - len(self.warnings)
+        if extra > 0:
+            return (*self.warnings, f"{extra} more warnings not listed")
+        return tuple(self.warnings)
 
     def score(self, value: str, what: str, where: int | str) -> float | None:
         score = parse_score(value)
@@ -337,7 +371,10 @@ class _Scan:
                 if inline:
                     self.confidence = self.score(inline.group("score"), "confidence", where)
         elif rating != self.recommendation:
-            self.warnings.append(
+            if self._warned >= MAX_WARNINGS:
+                self._warned += 1
+                return
+            self.note(
                 f"{self._where(where)}: recommendation {rating} disagrees with "
                 f"{self.recommendation} ({self._where(self._recommendation_at)}); using the first"
             )
@@ -372,7 +409,7 @@ def parse_fundamental(text: str) -> FundamentalFacts:
         if front_sector is None:
             scan.warn("front matter", "sector", label, "a known sector")
         elif sector is not None and sector != front_sector:
-            scan.warnings.append(
+            scan.note(
                 f"front matter sector {front_sector} disagrees with the body's {sector}; "
                 "using the front matter"
             )
@@ -384,7 +421,7 @@ def parse_fundamental(text: str) -> FundamentalFacts:
         fair_value_high=scan.high,
         current_price=scan.price,
         sector=sector,
-        warnings=tuple(scan.warnings),
+        warnings=scan.finished_warnings(),
     )
 
 
@@ -395,5 +432,5 @@ def parse_sector_file(text: str) -> SectorFacts:
     if confidence is None and scan.front.get("confidence"):
         confidence = scan.score(scan.front["confidence"], "confidence", "front matter")
     return SectorFacts(
-        recommendation=scan.recommendation, confidence=confidence, warnings=tuple(scan.warnings)
+        recommendation=scan.recommendation, confidence=confidence, warnings=scan.finished_warnings()
     )

@@ -10,19 +10,35 @@ cost is one directory listing plus one small read per covered ticker.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from discovery.errors import InputError
+from discovery.errors import InputError, clip
 from discovery.layout import DataLayout
 from discovery.local.analysis_files import parse_fundamental, parse_sector_file
 from discovery.local.sectors import canonical_sector
 from discovery.tickers import is_valid_ticker, normalize_ticker
 
 DEFAULT_MAX_AGE_DAYS = 30
+MAX_ANALYSIS_BYTES = 2 * 1024 * 1024
+"""Analysis notes are small markdown files; a larger one is refused before it is read."""
+MAX_LISTED_NAMES = 200
+"""Unrecognized or skipped names listed per folder (each list says how many there were)."""
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A name in an analysis folder that was not opened, and why (a data-quality note)."""
+
+    file: str  # relative to the data root, made printable
+    reason: str  # outside_data_root | unreadable_name | broken_link | not_listable
+
+    def to_dict(self) -> dict[str, str]:
+        return {"file": self.file, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,8 @@ class Inventory:
     unrecognized_fundamental_files: tuple[str, ...] = ()
     unrecognized_sector_files: tuple[str, ...] = ()
     rejected_tickers: tuple[str, ...] = ()
+    skipped_fundamental_files: tuple[SkippedFile, ...] = ()
+    skipped_sector_files: tuple[SkippedFile, ...] = ()
 
     @property
     def unrecognized_files(self) -> tuple[str, ...]:
@@ -173,13 +191,17 @@ class Inventory:
                     for t, e in self.fundamentals.items()
                 },
                 "warnings": warnings,
-                "unrecognized_files": list(self.unrecognized_fundamental_files),
+                "unrecognized_files": list(self.unrecognized_fundamental_files[:MAX_LISTED_NAMES]),
+                "unrecognized_count": len(self.unrecognized_fundamental_files),
+                "skipped_files": [f.to_dict() for f in self.skipped_fundamental_files],
             },
             "sector_analysis": {
                 "sectors": {s: e.to_dict() for s, e in sorted(self.sectors.items())},
                 "stale": sorted(self.stale_sectors),
                 "warnings": sector_warnings,
-                "unrecognized_files": list(self.unrecognized_sector_files),
+                "unrecognized_files": list(self.unrecognized_sector_files[:MAX_LISTED_NAMES]),
+                "unrecognized_count": len(self.unrecognized_sector_files),
+                "skipped_files": [f.to_dict() for f in self.skipped_sector_files],
             },
         }
 
@@ -210,46 +232,92 @@ class _Latest:
     versions: int = 1
 
 
+@dataclass
+class _Listing:
+    """One analysis folder: the latest file per key, unrecognized names, skipped names."""
+
+    latest: dict[str, _Latest]
+    unrecognized: list[str]
+    skipped: list[SkippedFile]
+
+
+def _inside(real: str, root_real: str) -> bool:
+    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def _printable(name: str) -> str:
+    """A file name as text a report can carry (undecodable bytes shown as U+FFFD), capped."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return clip(text, 120)
+
+
 def _scan_dir(
-    directory: Path, key_of: Callable[[str], str | None], rel_dir: str
-) -> tuple[dict[str, _Latest], list[str]]:
+    directory: Path, key_of: Callable[[str], str | None], rel_dir: str, root_real: str
+) -> _Listing:
     """One listing of `directory`: latest file per key, and the names no rule recognized.
 
     Dotfiles (`.gitkeep`) and sub-directories are skipped silently. A missing folder holds no
-    analysis (a fresh data root); an unlistable one is an input error.
+    analysis (a fresh data root); an unlistable one is an input error. Only files that resolve
+    inside the data root are candidates: a symlink that leaves it, a broken or looping link and
+    a name that is not valid UTF-8 are skipped with a note, never opened.
     """
-    latest: dict[str, _Latest] = {}
-    unrecognized: list[str] = []
+    listing = _Listing({}, [], [])
+    real_dir = os.path.realpath(directory)
+    if not _inside(real_dir, root_real):
+        if os.path.isdir(directory):
+            listing.skipped.append(SkippedFile(rel_dir, "outside_data_root"))
+        return listing
     try:
         entries = os.scandir(directory)
     except FileNotFoundError:
-        return latest, unrecognized
+        return listing
     except OSError as exc:
         raise InputError(
             f"Cannot list the analysis folder {directory}: {exc.strerror or exc}.", path=directory
         ) from None
+    latest, unrecognized, skipped = listing.latest, listing.unrecognized, listing.skipped
     with entries:
         for entry in entries:
             name = entry.name
-            if name.startswith(".") or not entry.is_file():
+            if name.startswith("."):
+                continue
+            shown = f"{rel_dir}/{_printable(name)}"
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                skipped.append(SkippedFile(shown, "unreadable_name"))
+                continue
+            try:
+                link = entry.is_symlink()
+                real = os.path.realpath(entry.path) if link else os.path.join(real_dir, name)
+                if link and not _inside(real, root_real):
+                    skipped.append(SkippedFile(shown, "outside_data_root"))
+                    continue
+                if not entry.is_file():
+                    if link and not os.path.exists(real):
+                        skipped.append(SkippedFile(shown, "broken_link"))
+                    continue
+            except OSError:  # a link loop, a name too long to resolve, a vanished entry
+                skipped.append(SkippedFile(shown, "broken_link"))
                 continue
             parsed = split_dated_name(name)
             key = key_of(parsed[0]) if parsed else None
             if parsed is None or key is None:
-                unrecognized.append(f"{rel_dir}/{name}")
+                unrecognized.append(shown)
                 continue
             day = parsed[1]
             seen = latest.get(key)
             if seen is None:
-                latest[key] = _Latest(name, day, entry.path)
+                latest[key] = _Latest(name, day, real)
             else:
                 seen.versions += 1
                 # Latest date wins; on a same-date tie (AAPL_ vs aapl_) the smaller name, so the
                 # choice does not depend on listing order.
                 if (day, seen.name) > (seen.day, name):
-                    seen.name, seen.day, seen.path = name, day, entry.path
+                    seen.name, seen.day, seen.path = name, day, real
     unrecognized.sort()
-    return latest, unrecognized
+    skipped.sort(key=lambda f: f.file)
+    return listing
 
 
 def _ticker_key(stem: str) -> str | None:
@@ -258,14 +326,33 @@ def _ticker_key(stem: str) -> str | None:
 
 
 def read_analysis_file(path: str, shown: str) -> str:
-    """The text of one analysis file; unreadable, binary or non-UTF-8 → one InputError sentence."""
+    """The text of one analysis file; unreadable, too large, binary or non-UTF-8 → InputError.
+
+    The size is checked before reading and at most MAX_ANALYSIS_BYTES + 1 bytes are read, so a
+    4 GB (sparse) file costs one `fstat`, not 4 GB of memory. `path` is the resolved path inside
+    the data root; it is opened without following a link, so it cannot be swapped for one.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        fd = os.open(path, flags)
     except OSError as exc:
         raise InputError(
             f"Cannot read analysis file {shown}: {exc.strerror or exc}.", path=shown
         ) from None
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise InputError(f"Analysis file {shown} is not a regular file.", path=shown)
+            if info.st_size > MAX_ANALYSIS_BYTES:
+                raise _too_large(shown, info.st_size)
+            data = handle.read(MAX_ANALYSIS_BYTES + 1)
+        except OSError as exc:
+            raise InputError(
+                f"Cannot read analysis file {shown}: {exc.strerror or exc}.", path=shown
+            ) from None
+    if len(data) > MAX_ANALYSIS_BYTES:
+        raise _too_large(shown, len(data))
     if b"\x00" in data:
         raise InputError(
             f"Analysis file {shown} is binary, not markdown text; remove it or replace it.",
@@ -279,6 +366,14 @@ def read_analysis_file(path: str, shown: str) -> str:
             "re-save it as UTF-8.",
             path=shown,
         ) from None
+
+
+def _too_large(shown: str, size: int) -> InputError:
+    return InputError(
+        f"Analysis file {shown} is {size / 1e6:,.1f} MB; analysis notes are read only up to "
+        f"{MAX_ANALYSIS_BYTES // (1024 * 1024)} MB: shrink or remove it.",
+        path=shown,
+    )
 
 
 # --- stage 0 --------------------------------------------------------------------------------------
@@ -312,8 +407,10 @@ def build_inventory(
         ticker = normalize_ticker(raw)
         (requested if is_valid_ticker(ticker) else rejected)[ticker] = None
 
+    root_real = os.path.realpath(layout.root)
     fund_rel = _relative_dir(layout, layout.fundamental_dir)
-    latest, unrecognized = _scan_dir(layout.fundamental_dir, _ticker_key, fund_rel)
+    fund = _scan_dir(layout.fundamental_dir, _ticker_key, fund_rel, root_real)
+    latest = fund.latest
     fundamentals: dict[str, FundamentalEntry | None] = {}
     for ticker in requested:
         seen = latest.get(ticker)
@@ -341,7 +438,8 @@ def build_inventory(
         )
 
     sector_rel = _relative_dir(layout, layout.sector_dir)
-    sector_latest, sector_unrecognized = _scan_dir(layout.sector_dir, canonical_sector, sector_rel)
+    sector_listing = _scan_dir(layout.sector_dir, canonical_sector, sector_rel, root_real)
+    sector_latest = sector_listing.latest
     sectors: dict[str, SectorEntry] = {}
     for sector, seen in sorted(sector_latest.items()):
         shown = f"{sector_rel}/{seen.name}"
@@ -364,7 +462,9 @@ def build_inventory(
         max_age_days=max_age_days,
         fundamentals=fundamentals,
         sectors=sectors,
-        unrecognized_fundamental_files=tuple(unrecognized),
-        unrecognized_sector_files=tuple(sector_unrecognized),
+        unrecognized_fundamental_files=tuple(fund.unrecognized),
+        unrecognized_sector_files=tuple(sector_listing.unrecognized),
         rejected_tickers=tuple(rejected),
+        skipped_fundamental_files=tuple(fund.skipped[:MAX_LISTED_NAMES]),
+        skipped_sector_files=tuple(sector_listing.skipped[:MAX_LISTED_NAMES]),
     )

@@ -98,9 +98,11 @@ def _block(
     exit_px = np.round(entry_px * (1 + np.where(short_side, -ret, ret)), 4)
     size = np.where(rng.random(n) < 0.9, 1.0, np.round(rng.uniform(1, 50, n)))
     pnl = np.round((exit_px - entry_px) * size * np.where(short_side, -1, 1), 2)
-    mfe = np.round(np.abs(rng.normal(0.08, 0.1, n)), 6)
-    mae = np.round(np.abs(rng.normal(0.03, 0.05, n)), 6)
-    mae[rng.random(n) < 0.01] = 0.0
+    # Excursions as a real export has them: the best point is at least where the trade ended,
+    # the worst at least its loss (an MAE of 0, the `inf` ratio, only on a trade that gained).
+    mfe = np.round(np.maximum(np.abs(rng.normal(0.08, 0.1, n)), ret), 6)
+    mae = np.round(np.maximum(np.abs(rng.normal(0.03, 0.05, n)), -ret), 6)
+    mae[(rng.random(n) < 0.01) & (ret >= 0)] = 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.round(mfe / mae, 4)
     ratio_txt = np.where(np.isinf(ratio), "inf", ratio.astype(str)).astype(object)

@@ -59,3 +59,43 @@ def test_keys_are_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cred is not None and cred.get_secret_value() == "SEKRETsettings"
     monkeypatch.setenv("FMP_API_KEY", "  ")
     assert load_settings().credential("fmp") is None
+
+
+@pytest.mark.parametrize(
+    ("value", "env", "expected"),
+    [
+        ("${ HOME_DIR }/x", {"HOME_DIR": "/h"}, "/h/x"),  # spaces inside the braces
+        ("${MISSING:-/d}", {}, "/d"),  # unset: the default
+        ("${EMPTY:-/d}", {"EMPTY": ""}, "/d"),  # empty: the default too, as in a shell
+        ("${SET:-/d}", {"SET": "/s"}, "/s"),
+        ("$HOME_DIR stays", {"HOME_DIR": "/h"}, "$HOME_DIR stays"),  # no braces: not a reference
+    ],
+)
+def test_reference_forms(value: str, env: dict[str, str], expected: str) -> None:
+    assert expand_env_refs(value, "cfg", env) == expected
+
+
+@pytest.mark.parametrize("value", ["${}", "${1BAD}", "${X:?msg}", "${X", "a ${X:-b"])
+def test_every_other_dollar_brace_form_is_an_error(value: str) -> None:
+    with pytest.raises(ConfigError):
+        expand_env_refs(value, "cfg", {"X": "x"})
+
+
+def test_a_flag_is_named_in_its_sentence() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(memory_limit_mb=0, flag_names={"memory_limit_mb": "--memory-limit-mb"})
+    assert str(caught.value) == (
+        "--memory-limit-mb is invalid: use a whole number from 16 to 1,048,576 (got 0)."
+    )
+
+
+def test_an_environment_variable_is_named_in_its_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADESCOUT_MAX_CONCURRENCY", "inf")
+    with pytest.raises(ConfigError, match=r"^environment variable TRADESCOUT_MAX_CONCURRENCY"):
+        load_settings()
+
+
+def test_a_per_service_base_url_variable_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADESCOUT_FMP_BASE_URL", "http://[::1")
+    with pytest.raises(ConfigError, match=r"TRADESCOUT_FMP_BASE_URL is invalid"):
+        load_settings()

@@ -58,3 +58,11 @@ def test_machines_is_in_range(tmp_path: Path) -> None:
     config.write_text("[shared]\nmachines = 0\n", "utf-8")
     with pytest.raises(ConfigError, match=r"shared\.machines"):
         load_settings(config)
+
+
+def test_a_bad_url_in_the_file_is_named_without_its_password(tmp_path: Path) -> None:
+    config = tmp_path / "t.toml"
+    config.write_text('[shared]\nredis_url = "http://:pw-secret@host:6379"\n', "utf-8")
+    with pytest.raises(ConfigError, match=r"shared\.redis_url") as info:
+        load_settings(config)
+    assert "pw-secret" not in str(info.value)

@@ -271,13 +271,22 @@ def test_timestamps_with_time_of_day_use_the_date() -> None:
 
 
 def _issues(path: Path) -> list[dict[str, Any]]:
-    issues: list[dict[str, Any]] = sections(path)["data_quality_assessment"]["issues"]
-    return issues
+    """The issues of a file built from `trade()` rows, which repeat one Position_UUID on purpose
+    (the duplicate check has its own tests)."""
+    issues = sections(path)["data_quality_assessment"]["issues"]
+    return [i for i in issues if i["kind"] != "duplicate_uuid"]
+
+
+def _counts(quality: dict[str, Any]) -> dict[str, int]:
+    return {k: v for k, v in quality["issue_counts"].items() if k != "duplicate_uuid"}
 
 
 def test_pnl_mismatch_long(tmp_path: Path) -> None:
     # (110 − 100) × 2 = 20, the CSV says 25: off by 5 > 0.01
-    path = write_csv(tmp_path / "p.csv", [trade(), trade(Position_Size=2.0, PnL=25.0)])
+    path = write_csv(
+        tmp_path / "p.csv",
+        [trade(), trade(Position_Size=2.0, PnL=25.0, Return=0.125, Max_Favourable_Excursion=0.13)],
+    )
     issues = _issues(path)
     assert [(i["row"], i["kind"], i["field"]) for i in issues] == [(3, "pnl_mismatch", "PnL")]
     # the CSV's PnL stays authoritative: 10 + 25
@@ -287,7 +296,9 @@ def test_pnl_mismatch_long(tmp_path: Path) -> None:
 def test_pnl_mismatch_short_sign(tmp_path: Path) -> None:
     # Short: (90 − 100) × 1 × −1 = +10. A CSV PnL of −10 has the wrong sign → issue.
     good = trade(Direction="Short", Avg_Exit_Price=90.0, PnL=10.0)
-    bad = trade(Direction="short", Avg_Exit_Price=90.0, PnL=-10.0)
+    bad = trade(
+        Direction="short", Avg_Exit_Price=90.0, PnL=-10.0, Return=-0.1, Max_Adverse_Excursion=0.1
+    )
     issues = _issues(write_csv(tmp_path / "s.csv", [good, bad]))
     assert [(i["row"], i["kind"]) for i in issues] == [(3, "pnl_mismatch")]
 
@@ -352,8 +363,9 @@ def test_open_with_exit(tmp_path: Path) -> None:
 
 def test_unknown_and_empty_status(tmp_path: Path) -> None:
     rows = [trade(Status="Pending"), trade(Status=""), trade(Status=" closed ")]
-    report = sections(write_csv(tmp_path / "u.csv", rows))
-    issues = report["data_quality_assessment"]["issues"]
+    path = write_csv(tmp_path / "u.csv", rows)
+    report = sections(path)
+    issues = _issues(path)
     assert [(i["row"], i["kind"]) for i in issues] == [(2, "unknown_status"), (3, "unknown_status")]
     assert "'Pending'" in issues[0]["message"]
     summary = report["portfolio_summary"]
@@ -366,14 +378,15 @@ def test_unknown_and_empty_status(tmp_path: Path) -> None:
 
 
 def test_unknown_direction_skips_pnl_check(tmp_path: Path) -> None:
-    rows = [trade(Direction="Sideways", PnL=99.0)]
+    rows = [trade(Direction="Sideways", PnL=99.0, Return=0.99, Max_Favourable_Excursion=1.0)]
     issues = _issues(write_csv(tmp_path / "d.csv", rows))
     assert [i["kind"] for i in issues] == ["unknown_direction"]
 
 
 def test_closed_trade_without_pnl(tmp_path: Path) -> None:
-    report = sections(write_csv(tmp_path / "n.csv", [trade(PnL=""), trade()]))
-    issues = report["data_quality_assessment"]["issues"]
+    path = write_csv(tmp_path / "n.csv", [trade(PnL=""), trade()])
+    report = sections(path)
+    issues = _issues(path)
     assert [(i["row"], i["kind"]) for i in issues] == [(2, "missing_pnl")]
     assert report["performance_metrics"]["total_wins"] == 1
     assert report["performance_metrics"]["total_pnl"] == pytest.approx(10.0)
@@ -445,7 +458,9 @@ def test_header_names_are_trimmed_and_case_insensitive(tmp_path: Path) -> None:
 
 
 def test_issues_are_bounded(tmp_path: Path) -> None:
-    rows = [trade(PnL=11.0) for _ in range(MAX_KEPT_ISSUES + 100)] + [trade()]
+    rows = [
+        trade(PnL=11.0, Return=0.11, Short_Window=5 + i) for i in range(MAX_KEPT_ISSUES + 100)
+    ] + [trade(Short_Window=4)]
     quality = sections(write_csv(tmp_path / "many.csv", rows), chunk_rows=128)[
         "data_quality_assessment"
     ]
@@ -472,7 +487,9 @@ def test_repeated_header_line_is_skipped_and_reported(tmp_path: Path) -> None:
 
 
 def test_blank_lines_are_skipped_and_rows_keep_their_numbers(tmp_path: Path) -> None:
-    body = csv_text([trade(), trade(PnL=99.0)]).splitlines()
+    body = csv_text(
+        [trade(), trade(PnL=99.0, Return=0.99, Max_Favourable_Excursion=1, Short_Window=6)]
+    ).splitlines()
     path = tmp_path / "b.csv"
     path.write_text("\n".join([body[0], body[1], "", body[2], ""]) + "\n", encoding="utf-8")
     report = sections(path)
@@ -528,8 +545,14 @@ def _is_decimal(value: str) -> bool:
 def test_mixed_time_zones_fall_back_to_the_written_date(tmp_path: Path) -> None:
     rows = [
         trade(Entry_Timestamp="2026-01-05T23:30:00-05:00", Position_UUID="AAA_SMA_5_20_2026-01-05"),
-        trade(Entry_Timestamp="2026-01-06T01:00:00Z", Position_UUID="AAA_SMA_5_20_2026-01-06"),
-        trade(Entry_Timestamp="2026-01-07", Position_UUID="AAA_SMA_5_20_2026-01-07"),
+        trade(
+            Entry_Timestamp="2026-01-06T01:00:00Z",
+            Position_UUID="AAA_SMA_5_20_2026-01-06",
+            Duration_Days=14,
+        ),
+        trade(
+            Entry_Timestamp="2026-01-07", Position_UUID="AAA_SMA_5_20_2026-01-07", Duration_Days=13
+        ),
     ]
     report = sections(write_csv(tmp_path / "tz.csv", rows))
     assert report["data_quality_assessment"]["issues"] == []
@@ -564,14 +587,13 @@ def test_chunk_size_does_not_matter_for_generated_file(tmp_path: Path) -> None:
         assert sections(path, chunk_rows=size) == big
     assert big["portfolio_summary"]["total_trades"] == 3_000
     assert big["portfolio_summary"]["active_trades"] == 40  # one open position per ticker
-    assert big["data_quality_assessment"]["issue_counts"] == {"pnl_mismatch": 5}
-    assert [i["row"] for i in big["data_quality_assessment"]["issues"]] == [
-        6,
-        1000,
-        1001,
-        1002,
-        2501,
-    ]
+    # the planted PnL no longer matches the row's prices nor its Return
+    assert big["data_quality_assessment"]["issue_counts"] == {
+        "pnl_mismatch": 5,
+        "return_mismatch": 5,
+    }
+    issues = big["data_quality_assessment"]["issues"]
+    assert [i["row"] for i in issues if i["kind"] == "pnl_mismatch"] == [6, 1000, 1001, 1002, 2501]
 
 
 def test_generated_file_matches_pandas_totals(tmp_path: Path) -> None:
@@ -612,5 +634,6 @@ def test_bundled_demo_portfolio() -> None:
     )
     assert {"BTC-USD", "MQG.AX", "BRK-B"} <= set(report["ticker_performance"])
     kinds = sorted(i["kind"] for i in report["data_quality_assessment"]["issues"])
-    assert kinds == ["pnl_mismatch", "uuid_mismatch"]  # planted on purpose, shown in the report
+    # planted on purpose, shown in the report (the PnL was changed, so its Return disagrees too)
+    assert kinds == ["pnl_mismatch", "return_mismatch", "uuid_mismatch"]
     assert all(p["days_since_entry"] >= 0 for p in report["active_positions"])

@@ -294,10 +294,10 @@ def test_unreadable_file_is_an_input_error_naming_it(
 ) -> None:
     write(layout.fundamental_dir, "AAPL_20261101.md", fundamental())
 
-    def denied(path: str, mode: str = "r") -> Any:
+    def denied(path: str, flags: int, mode: int = 0o777) -> Any:
         raise PermissionError(13, "Permission denied", path)
 
-    monkeypatch.setattr(inventory_module, "open", denied, raising=False)
+    monkeypatch.setattr(inventory_module.os, "open", denied)
     with pytest.raises(
         InputError,
         match=r"Cannot read analysis file .*AAPL_20261101\.md: "
@@ -331,18 +331,18 @@ def test_each_folder_is_listed_once_and_each_covered_file_read_once(
     listed: list[str] = []
     opened: list[str] = []
     real_scandir = os.scandir
-    real_open: Callable[..., Any] = open
+    real_open: Callable[..., Any] = os.open
 
     def counting_scandir(path: Any) -> Any:
         listed.append(str(path))
         return real_scandir(path)
 
-    def counting_open(path: str, mode: str = "r") -> Any:
+    def counting_open(path: str, flags: int, mode: int = 0o777) -> Any:
         opened.append(os.path.basename(path))
-        return real_open(path, mode)
+        return real_open(path, flags, mode)
 
     monkeypatch.setattr(inventory_module.os, "scandir", counting_scandir)
-    monkeypatch.setattr(inventory_module, "open", counting_open, raising=False)
+    monkeypatch.setattr(inventory_module.os, "open", counting_open)
     build(layout, ["AAPL", "MSFT", "TSLA"])
     assert sorted(listed) == sorted([str(layout.fundamental_dir), str(layout.sector_dir)])
     assert sorted(opened) == ["AAPL_20261101.md", "MSFT_20261101.md", "technology_20261101.md"]
