@@ -9,7 +9,7 @@ import importlib
 import sys
 import time
 
-BENCHES = ("ingest", "inventory", "cache", "services", "sandbox", "discovery", "refresh")
+BENCHES = ("ingest", "inventory", "cache", "services", "sandbox", "discovery", "refresh", "team")
 
 
 def main(argv: list[str]) -> int:

@@ -8,7 +8,9 @@ is a `ConfigError` — never a literal `${VAR}` sent to a service. Every value i
 in range, a URL that parses) and a bad one is one sentence naming the setting and where it came
 from (the file, the variable or the flag). API keys are read from their conventional variables
 (`FMP_API_KEY`, ...: the services declare them, see `CREDENTIAL_ENV`) and held as `SecretStr` so
-they never print.
+they never print. `[shared]` says how far limits, quotas and the cache reach:
+`redis_url` (or `$TRADESCOUT_REDIS_URL`, which wins) switches on the Redis backends for a team;
+`machines` is how many hosts share them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr, ValidationError, field_validator
@@ -33,6 +35,9 @@ from discovery.errors import ConfigError, echo
 from discovery.layout import DataLayout
 from discovery.tickers import is_valid_ticker, normalize_ticker
 from services.registry import CREDENTIAL_ENV, SERVICE_NAMES
+
+if TYPE_CHECKING:
+    from services.coord.backends import SharedSettings
 
 _REF_RE = re.compile(r"\$\{([^}]*)\}")
 _REF_FORM = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::-(.*))?$", re.DOTALL)
@@ -116,6 +121,40 @@ def _expand(text: str, where: str, env: Mapping[str, str]) -> str:
     return _REF_RE.sub(sub, text)
 
 
+REDIS_URL_ENV = "TRADESCOUT_REDIS_URL"
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+class SharedOptions(BaseModel):
+    """`[shared]`: what a run shares beyond this machine (see services/coord and cache/redis)."""
+
+    model_config = {"extra": "forbid"}
+
+    redis_url: SecretStr | None = None  # may carry a password: never printed
+    machines: int = Field(default=1, ge=1, le=10_000)
+    pacing: Literal["machine", "process"] = "machine"
+    stale_window_days: float = Field(default=7.0, gt=0, le=365, allow_inf_nan=False)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _usable_url(cls, value: SecretStr | None) -> SecretStr | None:
+        """A URL redis-py can connect to; the message never quotes it (it may hold a password)."""
+        if value is None or not value.get_secret_value().strip():
+            return None
+        try:
+            parts = urlsplit(value.get_secret_value().strip())
+            port = parts.port
+        except ValueError:
+            raise ValueError("not a parseable URL (its port or host is malformed)") from None
+        if parts.scheme not in REDIS_SCHEMES:
+            raise ValueError(f"the scheme must be one of {', '.join(REDIS_SCHEMES)}")
+        if parts.scheme != "unix" and not parts.hostname:
+            raise ValueError("the URL names no host")
+        if port == 0:
+            raise ValueError("port 0 is not a port")
+        return SecretStr(value.get_secret_value().strip())
+
+
 def expand_env_refs(value: Any, where: str, environ: Mapping[str, str] | None = None) -> Any:
     """Replace `${VAR}` / `${VAR:-default}` in every string of a TOML tree (see the module)."""
     env = os.environ if environ is None else environ
@@ -170,12 +209,25 @@ class Settings(BaseSettings):
     base_currency: str = "USD"
     sandbox_url: str | None = None
     services: dict[str, ServiceOverrides] = Field(default_factory=dict)
+    shared: SharedOptions = Field(default_factory=SharedOptions)
 
     # Credentials: read from their conventional variables (services.registry.CREDENTIAL_ENV,
     # no TRADESCOUT_ prefix) when the settings are built; never a field, so never in a dump.
     _credentials: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, context: Any, /) -> None:
+        url = os.environ.get(REDIS_URL_ENV, "")
+        if url.strip():
+            try:
+                self.shared = SharedOptions(
+                    **{**self.shared.model_dump(exclude={"redis_url"}), "redis_url": url}
+                )
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                msg = str(first["msg"]).removeprefix("Value error, ")
+                raise ConfigError(
+                    f"environment variable {REDIS_URL_ENV} is invalid: {msg}."
+                ) from None
         for names in CREDENTIAL_ENV.values():
             for name in names:
                 value = os.environ.get(name, "")
@@ -235,6 +287,17 @@ class Settings(BaseSettings):
     def layout(self) -> DataLayout:
         return DataLayout(self.data_root)
 
+    def shared_settings(self) -> SharedSettings:
+        """The coordination's view of `[shared]` (the Redis URL handed over only here)."""
+        from services.coord.backends import SharedSettings
+
+        url = self.shared.redis_url
+        return SharedSettings(
+            redis_url=url.get_secret_value() if url is not None else None,
+            machines=self.shared.machines,
+            pacing=self.shared.pacing,
+        )
+
     def credential_source(self, service: str) -> tuple[str, SecretStr] | None:
         """The variable and value of the service's credential that wins (the first set, in the
         service's order of precedence), or None when every one is unset or blank."""
@@ -275,6 +338,13 @@ def _config_path(explicit: Path | None) -> Path | None:
         return path
     local = Path("tradescout.toml")
     return local if local.is_file() else None
+
+
+def config_file(explicit: Path | None = None) -> Path | None:
+    """The configuration file a load would read (absolute), or None: what a Dask task is told
+    to read, since a worker's working directory is not the caller's."""
+    path = _config_path(explicit)
+    return path.resolve() if path is not None else None
 
 
 def load_settings(
@@ -331,7 +401,8 @@ def _sentence(
     name = ".".join(loc) or "settings"
     leaf = loc[-1] if loc else ""
     value = first.get("input")
-    shown = "" if isinstance(value, dict) else f" (got {echo(value)})"
+    secret = leaf == "redis_url"  # may carry a password: never echoed
+    shown = "" if isinstance(value, dict) or secret else f" (got {echo(value)})"
     msg = str(first["msg"])
     if leaf in RANGES:
         lo, hi = RANGES[leaf]

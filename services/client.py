@@ -2,22 +2,34 @@
 
 One `ServiceClient` per service; the hub owns them and the cache. A request's network path:
 
-    refusals remembered (this run, or a hold in state/)  fail fast, no request
+    refusals remembered (this run; a hold or an open     fail fast, no request
+    breaker of any process sharing the coordination)
       → session (Yahoo: cookie + crumb, once per run)
         → per-service semaphore (≤ max_connections)     so gathered tasks never hit PoolTimeout
-          → aiolimiter (no burst: 1 call per 1/rate s)  every attempt, retries included
-            → global ceiling slot (hub, resizable)       taken last
-              → breaker admit (one probe when half-open)
-                → daily quota reservation (SQLite)       every attempt is a call upstream counts
-                  → GET with the credential added now, under one deadline for the whole
-                    exchange, redirects followed by hand (same origin only, at most 5), the
-                    decoded body counted as it streams and cut at the dataset's cap
+          → global ceiling slot (hub, resizable)         taken *before* the pacing slot, so a
+                                                         request never waits after its slot
+            → daily quota reservation (coord)            every attempt is a call upstream counts
+              → shared limiter (coord: 1 call per        every attempt, retries included; every
+                (1 + 2 %)/rate s, no burst)              process of the data root (or of the
+                                                         Redis) takes its slots from one queue
+                → breaker admit (one probe when half-open)
+                  → GET right away, with the credential added now, under one deadline for the
+                    whole exchange, redirects followed by hand (same origin only, at most 5),
+                    the decoded body counted as it streams and cut at the dataset's cap
     all inside a tenacity loop (429/5xx/read timeouts/transport errors; Retry-After honoured;
     a malformed body once), the semaphore and slot released while it sleeps.
 
+Limits, quotas, holds and the breaker's open state go through `services.coord` (the hub picks its
+backends: every process of the data root through state/coord.sqlite by default, every process of
+a team through Redis): a cron refresh beside an interactive discover takes its pacing slots from
+the same queue, spends the same daily count and keeps away from a service the other was refused
+by. The client keeps a view of that state (today's count, the holds in force), read when the hub
+is entered and again once per request, for the synchronous `status()`.
+
 A refusal (the service's own words: a refused key, a plan limit, a bot block…) is recognised by
 the service's `refusal` rule, never retried, and — when it says so — remembered: for the rest of
-the run (`stops_run`) or across runs in `state/` (`hold`).
+the run (`stops_run`) or as an "open until" flag of the coordination (`hold`), which every later
+run and every process sharing it obeys.
 
 The credential exists only in the outgoing request: it is never in a `ServiceRequest`, a log
 line, an error message (httpx's own exceptions quote the URL, so messages are rebuilt from the
@@ -30,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,7 +53,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from aiolimiter import AsyncLimiter
 from tenacity import RetryCallState
 
 from services import redact
@@ -55,12 +67,16 @@ from services.body import (
     decode_json,
     looks_like_json,
 )
-from services.breaker import CircuitBreaker
+from services.breaker import BreakerState, CircuitBreaker
 from services.browser import CURLE_FILESIZE_EXCEEDED, browser_transport, is_transport_error
 from services.config import Effective
+from services.coord.backends import Coordination
+from services.coord.flags import CIRCUIT_OPEN, HOLDS, Flag
+from services.coord.keys import Scope
 from services.errors import (
     BadResponse,
     Blocked,
+    CircuitOpen,
     MalformedBody,
     QuotaExhausted,
     RateBlocked,
@@ -72,7 +88,7 @@ from services.errors import (
     TooSlow,
     TransientFailure,
 )
-from services.quota import QuotaLedger, ServiceHold, next_utc_midnight
+from services.quota import QuotaLedger, next_utc_midnight
 from services.redact import install_log_redaction
 from services.retry import parse_retry_after, retrying
 from services.spec import Reply, ServiceRequest, Verdict
@@ -81,7 +97,17 @@ log = logging.getLogger("tradescout.services")
 
 USER_AGENT = "tradescout/0.1 (+local discovery tool)"
 SYNTHETIC_HEADER = "X-Tradescout-Synthetic"
-__all__ = ["USER_AGENT", "Answer", "Ceiling", "ServiceClient", "install_log_redaction"]
+__all__ = [
+    "USER_AGENT",
+    "Answer",
+    "Ceiling",
+    "ServiceClient",
+    "ServiceHold",
+    "install_log_redaction",
+]
+# What a broken coordination store looks like (a state/ damaged or full mid-run, a Redis that
+# answers nonsense): the client goes on without the shared view, never crashes on it.
+_STATE_FAULTS: tuple[type[BaseException], ...] = (OSError, sqlite3.Error)
 
 
 def describe(request: ServiceRequest) -> str:
@@ -158,6 +184,16 @@ class ServiceUsage:
 
 
 @dataclass(frozen=True)
+class ServiceHold:
+    """A refusal remembered until `until` (aware UTC): an "open until" flag of the coordination
+    as the client sees it."""
+
+    reason: str
+    detail: str
+    until: datetime
+
+
+@dataclass(frozen=True)
 class Answer:
     """A classified upstream answer, ready for the cache."""
 
@@ -198,6 +234,7 @@ class ServiceClient:
         effective: Effective,
         *,
         quota: QuotaLedger,
+        coordination: Coordination,
         ceiling: Ceiling,
         clock: Callable[[], datetime],
         sleep: Callable[[float], Awaitable[None]],
@@ -207,6 +244,8 @@ class ServiceClient:
         self.eff = effective
         self.spec = effective.spec
         self.name = effective.name
+        self.scope = Scope(effective.upstream, effective.name)
+        self.coord = coordination  # the hub swaps it when it switches to Redis
         self.usage = ServiceUsage()
         self.breaker = CircuitBreaker(
             self.name,
@@ -216,15 +255,15 @@ class ServiceClient:
         )
         self.exhausted_for_run: str | None = None  # why, once the service said "no more today"
         self.refused: ServiceError | None = None  # a refusal every later request would meet
-        self._hold: ServiceHold | None = None  # the latest hold seen (this process)
+        self._hold: ServiceHold | None = None  # the latest hold seen (any process)
+        self._open_elsewhere: Flag | None = None  # a breaker another process opened
+        self._used = quota.used_today(self.name, effective.upstream)  # today's count, as seen
         self._quota = quota
         self._ceiling = ceiling
         self._clock = clock
         self._sleep = sleep
         self._transport = transport
         self._semaphore = asyncio.Semaphore(effective.max_connections)
-        # No-burst form: one call per 1/rate seconds, so no sliding window is ever exceeded.
-        self._limiter = AsyncLimiter(1, 1.0 / effective.rate_per_second)
         self._http: httpx.AsyncClient | None = None
         self.session: Any = (
             self.spec.session(effective, state_dir, clock) if self.spec.session else None
@@ -271,27 +310,67 @@ class ServiceClient:
             await self._http.aclose()
             self._http = None
 
-    # -- quota, refusals, holds ------------------------------------------------------------------
+    # -- quota, refusals, holds ---------------------------------------------------------------
     def quota_used_today(self) -> int:
-        return self._quota.used_today(self.name, self.eff.upstream)
+        """Today's count as this client last saw it (at hub entry, plus its own calls)."""
+        return self._used
 
     def quota_left(self) -> int | None:
-        return self._quota.left_today(self.name, self.eff.upstream, self.eff.daily_quota)
+        limit = self.eff.daily_quota
+        if limit is None:
+            return None
+        if self._quota.lost is not None:
+            return 0
+        return max(0, limit - self._used)
 
     def held(self) -> ServiceHold | None:
-        """The hold in force (this process's or another run's, from state/), if any."""
-        hold = self._quota.held(self.name, self.eff.upstream)
-        self._hold = hold
-        return hold
+        """The hold in force (this process's or another's, as last read), if any."""
+        hold = self._hold
+        return hold if hold is not None and hold.until > self._clock() else None
 
-    def check_quota(self, request: ServiceRequest) -> None:
-        """Fail fast (no network) when the service refused for this run, is held, or is spent
-        for this run or for today."""
+    async def load_view(self) -> None:
+        """Read today's count and the flags in force from the coordination (at hub entry)."""
+        try:
+            self._used = max(self._used, await self.coord.quota.used_today(self.scope))
+        except _STATE_FAULTS as exc:
+            log.warning("%s: today's shared count unreadable (%s)", self.name, type(exc).__name__)
+        await self._read_flags()
+
+    async def _read_flags(self) -> None:
+        try:
+            flags = await self.coord.flags.active(self.scope, (*HOLDS, CIRCUIT_OPEN))
+        except _STATE_FAULTS as exc:
+            log.warning("%s: shared holds unreadable (%s)", self.name, type(exc).__name__)
+            return
+        now = self._clock()
+        holds = [f for kind, f in flags.items() if kind in HOLDS]
+        if holds:
+            flag = max(holds, key=lambda f: f.remaining)
+            mine = self._hold
+            until = now + timedelta(seconds=flag.remaining)
+            if mine is None or mine.reason != flag.kind or mine.until < until:
+                self._hold = ServiceHold(flag.kind, flag.reason, until)
+        self._open_elsewhere = flags.get(CIRCUIT_OPEN)
+
+    async def check_quota(self, request: ServiceRequest) -> None:
+        """Fail fast (no network) when the service refused for this run, is held or its breaker
+        is open in any process sharing the coordination, or is spent for this run or today."""
         if self.refused is not None:
             raise self._replay(self.refused)
+        await self._read_flags()
         hold = self.held()
         if hold is not None:
             raise self._held_error(hold, request)
+        elsewhere = self._open_elsewhere
+        if elsewhere is not None and self.breaker.state is BreakerState.CLOSED:
+            error = CircuitOpen(
+                self.name,
+                f"circuit breaker opened by another tradescout process ({elsewhere.reason}); "
+                f"failing fast for {elsewhere.remaining:.0f}s more",
+                dataset=request.dataset,
+            )
+            error.replayed = True
+            raise error
         if self.exhausted_for_run is not None:
             raise QuotaExhausted(self.name, self.exhausted_for_run, dataset=request.dataset)
         left = self.quota_left()
@@ -322,7 +401,7 @@ class ServiceClient:
         if hold is not None and hold.until > self._clock():
             raise self._held_error(hold, request)
 
-    def _remember(self, exc: ServiceError) -> None:
+    async def _remember(self, exc: ServiceError) -> None:
         """What a refusal means beyond this request (see services/errors.py)."""
         if exc.replayed:
             return
@@ -336,10 +415,46 @@ class ServiceClient:
         else:
             until = now + timedelta(seconds=self.eff.blocked_cooldown_seconds)
             self.breaker.trip(self.eff.blocked_cooldown_seconds)
-        hold = ServiceHold(exc.reason, exc.detail, until)
-        self._hold = hold
-        with contextlib.suppress(Exception):  # a damaged state/ must not turn a gap into a crash
-            self._quota.hold(self.name, self.eff.upstream, hold)
+        self._hold = ServiceHold(exc.reason, exc.detail, until)
+        seconds = (until - now).total_seconds()
+        if seconds <= 0:
+            return
+        try:  # a damaged state/ must not turn a gap into a crash (the run still holds it)
+            await self.coord.flags.raise_for(self.scope, exc.reason, seconds, exc.detail)
+        except _STATE_FAULTS as exc2:
+            log.warning("%s: hold not saved (%s)", self.name, type(exc2).__name__)
+
+    async def _failure(self) -> None:
+        """Count a failure; when it opens the breaker, every process sharing the coordination
+        fails fast too until the breaker's reset time."""
+        opened = self.breaker.times_opened
+        self.breaker.failure()
+        if self.breaker.times_opened == opened:
+            return
+        try:
+            await self.coord.flags.raise_for(
+                self.scope,
+                CIRCUIT_OPEN,
+                self.breaker.reset_seconds,
+                f"{self.breaker.threshold} failures in a row",
+            )
+        except _STATE_FAULTS as exc:
+            log.warning("%s: open breaker not shared (%s)", self.name, type(exc).__name__)
+
+    async def _reserve(self, request: ServiceRequest) -> None:
+        """Count this attempt against today's quota (atomically across processes)."""
+        try:
+            granted = await self.coord.quota.try_reserve(self.scope, self.eff.daily_quota)
+        except _STATE_FAULTS as exc:
+            log.warning("%s: quota not countable (%s)", self.name, type(exc).__name__)
+            granted = self.eff.daily_quota is None
+        if not granted:
+            raise QuotaExhausted(
+                self.name,
+                self._quota.lost or f"daily quota of {self.eff.daily_quota} calls used up",
+                dataset=request.dataset,
+            )
+        self._used += 1
 
     # -- the network path ------------------------------------------------------------------------
     async def request(self, request: ServiceRequest) -> Answer:
@@ -351,11 +466,11 @@ class ServiceClient:
         except ServiceError as exc:
             if isinstance(exc, QuotaExhausted):
                 self.exhausted_for_run = exc.detail
-            self._remember(exc)
+            await self._remember(exc)
             raise
 
     async def _request(self, request: ServiceRequest) -> Answer:
-        self.check_quota(request)
+        await self.check_quota(request)
         if not self.breaker.would_admit():
             self.breaker.admit()  # raises CircuitOpen without waiting for the limiter
         while True:
@@ -400,34 +515,36 @@ class ServiceClient:
             before_sleep=count_retry,
         )
 
+    def _limiter_for_run(self) -> Any:
+        return self.coord.limiter(self.scope, self.eff.rate_per_second)
+
     async def _attempt(self, request: ServiceRequest) -> Answer:
-        async with self._semaphore:
-            await self._limiter.acquire()
-            async with self._ceiling.slot():
-                return await self._send_once(request)
+        """One attempt: the ceiling slot first, then the quota, then the pacing slot — so the
+        request goes out right after its slot (nothing to wait for between them)."""
+        async with self._semaphore, self._ceiling.slot():
+            self._check_hold_now(request)
+            if not self.breaker.would_admit():
+                self.breaker.admit()  # raises CircuitOpen before a quota count or a slot
+            await self._reserve(request)
+            await self._limiter_for_run().acquire()
+            return await self._send_once(request)
 
     async def _send_once(self, request: ServiceRequest) -> Answer:
         self._check_hold_now(request)
         probe = self.breaker.admit()  # raises CircuitOpen
         settled = False
         try:
-            if not self._quota.try_reserve(self.name, self.eff.upstream, self.eff.daily_quota):
-                raise QuotaExhausted(
-                    self.name,
-                    self._quota.lost or f"daily quota of {self.eff.daily_quota} calls used up",
-                    dataset=request.dataset,
-                )
             self.usage.network_requests += 1
             raw, failure = await self._get(request)
             if failure is not None or raw is None:
                 if failure is None or isinstance(failure, (TransientFailure, TooSlow)):
-                    self.breaker.failure()  # down, silent or trickling: the breaker counts it
+                    await self._failure()  # down, silent or trickling: the breaker counts it
                 else:
                     self.breaker.success()  # it answered (a refusal, a cap), just not usably
                 settled = True
                 raise failure or TransientFailure(self.name, "no response")
             if raw.status >= 500:
-                self.breaker.failure()
+                await self._failure()
                 settled = True
                 raise TransientFailure(
                     self.name,
@@ -501,7 +618,7 @@ class ServiceClient:
         if self._http is None:
             await self.open()
         async with self._semaphore:
-            await self._limiter.acquire()
+            await self._limiter_for_run().acquire()
             failure: ServiceError | None = None
             try:
                 raw = await self._exchange(url, {}, dict(headers), max_bytes, None)
@@ -512,7 +629,7 @@ class ServiceClient:
                 failure = TransientFailure(
                     self.name, f"transport error ({exc.__class__.__name__}) setting up a session"
                 )
-            self.breaker.failure()
+            await self._failure()
             raise failure
 
     async def _exchange(

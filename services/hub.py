@@ -17,6 +17,13 @@ the fallback first, and raised, so this run's caller tries the fallback now.
 The cache is any `cache.backend.CacheBackend`. An answer the cache cannot store (the disk is
 full or read-only: `CacheWriteFailed`) is still returned, kept in memory for the rest of the run
 (so `peek` finds it), and listed in `cache_faults()`, which the pipeline reports as a gap.
+
+What runs share — pacing, daily quotas, holds, the breakers' open state, single-flight — is the
+hub's `services.coord` bundle: by default every process of the data root (state/coord.sqlite),
+with `SharedSettings.redis_url` every process using that Redis (opened when the hub is entered,
+falling back to the local backends). A network fetch of a key runs in one process at a time
+across all of them: the others wait and read the answer from the cache (which they share when
+they share a data root or a Redis cache), so three runs needing the same chart ask once.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +47,9 @@ from cache.errors import CacheWriteFailed
 from cache.keys import redact
 from services.client import Answer, Ceiling, ServiceClient, install_log_redaction
 from services.config import Effective, ServiceConfig, resolve
+from services.coord.backends import Coordination, SharedSettings, open_coordination, open_local
+from services.coord.keys import Scope
+from services.coord.singleflight import TolerantFlight, once
 from services.errors import (
     NotConfigured,
     OfflineMode,
@@ -51,6 +62,12 @@ from services.registry import SPECS
 from services.spec import FetchResult, ServiceRequest
 
 log = logging.getLogger("tradescout.services")
+# A key's lease lives 10 s unless renewed (a killed owner on another machine frees it that
+# soon; on this machine at once); a waiter waits for as long as a fetch behind a slow service's
+# pacing may take before it asks itself.
+LEASE_SECONDS = 10.0
+WAIT_SECONDS = 600.0
+_STATE_FAULTS: tuple[type[BaseException], ...] = (OSError, sqlite3.Error)
 
 
 @dataclass(frozen=True)
@@ -136,6 +153,7 @@ class ServiceHub:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
         read_only: bool = False,
+        shared: SharedSettings | None = None,
     ) -> None:
         unknown = sorted(set(configs) - set(SPECS))
         if unknown:
@@ -154,15 +172,25 @@ class ServiceHub:
         self._cache_faults: dict[str, CacheWriteFailed] = {}
         self._quota: QuotaLedger | None = None
         self._clients: dict[str, ServiceClient] = {}
+        self._shared = shared or SharedSettings()
+        self._state_dir = state_dir
+        self._coord: Coordination | None = None
+        self._entered = False
+        self._since = clock()  # when this run began (reset on entry): see `_flown`
+        self._stored_here: set[str] = set()  # keys this hub fetched and stored itself
         if read_only:
             self._present = set(cache.existing_namespaces())
             self._used = read_usage(state_dir, clock().date())
         else:
             quota = self._quota = QuotaLedger(state_dir, clock=clock)
+            coord = self._coord = open_local(
+                state_dir, clock=clock, ledger=quota, pacing=self._shared.pacing
+            )
             self._clients = {
                 name: ServiceClient(
                     eff,
                     quota=quota,
+                    coordination=coord,
                     ceiling=self._ceiling,
                     clock=clock,
                     sleep=sleep,
@@ -177,8 +205,33 @@ class ServiceHub:
     # -- lifecycle -------------------------------------------------------------------------------
     async def __aenter__(self) -> ServiceHub:
         install_log_redaction()
+        if not self._entered and self._coord is not None and self._quota is not None:
+            self._entered = True
+            self._since = self._clock()
+            self._coord = await open_coordination(
+                self._shared,
+                self._state_dir,
+                clock=self._clock,
+                ledger=self._quota,
+                local=self._coord,
+            )
+            self._coord.flight = TolerantFlight(self._coord.flight, _STATE_FAULTS)
+            for client in self._clients.values():
+                client.coord = self._coord
+            await self._take_legacy_holds(self._quota, self._coord)
+            await asyncio.gather(*(c.load_view() for c in self._clients.values()))
         self._open = True  # each service's pool opens on its first network request
         return self
+
+    async def _take_legacy_holds(self, ledger: QuotaLedger, coord: Coordination) -> None:
+        """Holds an earlier version kept in the quota ledger become flags (once)."""
+        now = self._clock()
+        for hold in ledger.take_legacy_holds():
+            seconds = (hold.until - now).total_seconds()
+            if seconds > 0:
+                with contextlib.suppress(*_STATE_FAULTS):
+                    scope = Scope(hold.upstream, hold.service)
+                    await coord.flags.raise_for(scope, hold.reason, seconds, hold.detail)
 
     async def __aexit__(
         self,
@@ -193,9 +246,45 @@ class ServiceHub:
             await asyncio.gather(*pending, return_exceptions=True)
         for client in self._clients.values():
             await client.aclose()
+        if self._coord is not None:
+            await self._coord.aclose()
         if self._quota is not None:
             self._quota.close()
         self._open = False
+
+    def sharing(self) -> dict[str, Any]:
+        """How this run's limits and cache were shared (the report's `discovery_metadata.shared`):
+        `limits` is "machine" (every process of the data root), "process" or "redis"; when Redis
+        was asked for, where (never a password), the machines count, and — if it went away — when,
+        why and a one-sentence note. Nothing secret, nothing that fails."""
+        coord = self._coord
+        out: dict[str, Any] = {
+            "limits": "process" if self._shared.pacing == "process" else "machine"
+        }
+        notes: list[str] = []
+        if coord is not None and coord.note:
+            notes.append(coord.note)
+        status = coord.status if coord is not None else None
+        if status is not None:
+            out.update(
+                limits="redis" if status.shared else "local",
+                redis=status.where,
+                machines=status.machines,
+                degraded_at=status.degraded_at.isoformat() if status.degraded_at else None,
+            )
+            note = status.note()
+            if note:
+                notes.append(note)
+        cache_sharing = getattr(self._cache, "sharing", None)
+        if callable(cache_sharing):
+            cache_info = cache_sharing()
+            out["cache"] = cache_info.get("cache")
+            if cache_info.get("note"):
+                notes.append(str(cache_info["note"]))
+        else:
+            out["cache"] = "local"
+        out["note"] = " ".join(notes) if notes else None
+        return out
 
     # -- introspection ---------------------------------------------------------------------------
     def _client(self, service: str) -> ServiceClient:
@@ -389,7 +478,7 @@ class ServiceHub:
             raise blocked
 
         try:
-            env = await self._shared_network(client, request, key)
+            env = await self._shared_network(client, request, key, force=force)
         except ServiceUnavailable as exc:  # incl. CircuitOpen, RateLimited: stale-if-error
             client.usage.errors += 1
             if read.envelope is not None:
@@ -401,6 +490,44 @@ class ServiceHub:
             client.usage.errors += 1
             raise
         return _from_envelope(request, env, "network")
+
+    async def _flown(
+        self, client: ServiceClient, request: ServiceRequest, key: str, *, force: bool
+    ) -> Envelope:
+        """The network call in one process at a time per key (every process sharing the
+        coordination): a process that finds the key's lease taken waits, then reads what the
+        owner stored — any fresh entry, or for a forced fetch one stored since this run began
+        (as fresh as this run could make it: a refresh does not renew what a discover beside it
+        just fetched). If the
+        owner stored nothing (its call failed) or the wait runs out, it asks itself. The leader
+        looks in the cache once more first (the double check: the previous owner may have
+        stored it just before letting go)."""
+        coord = self._coord
+        if coord is None:
+            return await self._network_and_store(client, request, key)
+        store = self._cache.namespace(request.service)
+
+        async def read() -> Envelope | None:
+            found = store.peek(key)
+            env = found.envelope if found.fresh else None
+            if env is None:
+                return None
+            if force and (env.fetched_at <= self._since or key in self._stored_here):
+                return None  # not another process's answer since this run began: ask anew
+            client.usage.shared_inflight += 1
+            return env
+
+        async def lead() -> Envelope:
+            # Checked again under the lease: another process may have stored it between this
+            # run's cache read and the moment its lease was released.
+            stored = await read()
+            return (
+                stored
+                if stored is not None
+                else await self._network_and_store(client, request, key)
+            )
+
+        return await once(coord.flight, key, lead, read, ttl=LEASE_SECONDS, timeout=WAIT_SECONDS)
 
     async def _network_and_store(
         self, client: ServiceClient, request: ServiceRequest, key: str
@@ -435,6 +562,7 @@ class ServiceHub:
             # A synthetic answer is labelled so even when a live-mode URL points at the sandbox.
             "upstream": "sandbox" if synthetic else eff.upstream,
         }
+        self._stored_here.add(key)
         try:
             return self._cache.namespace(request.service).put(
                 key, answer.payload, ttl=ttl, **fields
@@ -454,14 +582,15 @@ class ServiceHub:
             return env
 
     async def _shared_network(
-        self, client: ServiceClient, request: ServiceRequest, key: str
+        self, client: ServiceClient, request: ServiceRequest, key: str, *, force: bool = False
     ) -> Envelope:
         """One network call per cache key at a time: concurrent fetches of the same request share
-        it (a cancelled waiter does not cancel the call the others wait on)."""
+        it (a cancelled waiter does not cancel the call the others wait on), and across processes
+        `_flown` makes the others wait for it."""
         slot = (request.service, key)
         future = self._inflight.get(slot)
         if future is None:
-            future = asyncio.ensure_future(self._network_and_store(client, request, key))
+            future = asyncio.ensure_future(self._flown(client, request, key, force=force))
             self._inflight[slot] = future
 
             def done(f: asyncio.Future[Envelope]) -> None:

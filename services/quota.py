@@ -7,10 +7,11 @@ the injected clock, so the count resets at UTC midnight. Live and sandbox calls 
 separate namespaces (`upstream`), so tests against the simulator never spend real quota.
 Every call is counted, also for services without a quota, so the report can show usage.
 
-The same file remembers *holds*: a refusal that tells tradescout to leave a service alone until a
-moment (Yahoo's bot block and SEC's rate block for their cool-down, a daily limit the service
-declared spent until the next UTC midnight), so the next run — or a refresh beside a discover —
-does not knock again.
+*Holds* (a refusal that tells tradescout to leave a service alone until a moment: Yahoo's bot
+block, SEC's rate block, a daily limit the service declared spent) are not kept here: they are
+"open until" flags of `services.coord` (state/coord.sqlite, or Redis), the one place such state
+lives. Holds an earlier version kept in this file's `service_holds` table are handed over once
+(`take_legacy_holds`) and removed.
 
 A lost count is taken as spent, never as zero: a ledger that is garbage, truncated or a
 directory (or a `state/` that is a file) is moved aside and started afresh with today marked
@@ -47,22 +48,16 @@ CREATE TABLE IF NOT EXISTS quota_usage (
 CREATE TABLE IF NOT EXISTS quota_lost (
     day TEXT PRIMARY KEY,
     why TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS service_holds (
-    upstream TEXT NOT NULL,
-    service  TEXT NOT NULL,
-    reason   TEXT NOT NULL,
-    detail   TEXT NOT NULL,
-    until    TEXT NOT NULL,
-    PRIMARY KEY (upstream, service)
 )
 """
 
 
 @dataclass(frozen=True)
-class ServiceHold:
-    """A refusal remembered until `until` (aware UTC)."""
+class LegacyHold:
+    """A hold an earlier version kept in this ledger (see the module docstring)."""
 
+    upstream: str
+    service: str
     reason: str
     detail: str
     until: datetime
@@ -242,44 +237,29 @@ class QuotaLedger:
             self._cannot_count(f"{self.FILE_NAME} refused a write ({storage_fault(exc) or exc})")
             return limit is None
 
-    # -- holds ---------------------------------------------------------------------------------
-    def hold(self, service: str, upstream: str, hold: ServiceHold) -> None:
-        """Remember a refusal; a longer hold already recorded is kept. A ledger that cannot be
-        written keeps none (the client still holds the service for this run)."""
-        current = self.held(service, upstream)
-        if self._db is None or (current is not None and current.until >= hold.until):
-            return
+    # -- holds of earlier versions -------------------------------------------------------------
+    def take_legacy_holds(self) -> list[LegacyHold]:
+        """The holds still in force in an earlier version's `service_holds` table, removing the
+        table (the caller raises them as flags). Nothing when there is none or it is unreadable."""
+        db = self._db
+        if db is None:
+            return []
         try:
-            self._db.execute(
-                "INSERT OR REPLACE INTO service_holds (upstream, service, reason, detail, until) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (upstream, service, hold.reason, hold.detail[:300], hold.until.isoformat()),
-            )
-        except sqlite3.Error as exc:
-            if "locked" in str(exc):
-                raise
-            log.warning("%s: hold not saved (%s)", service, storage_fault(exc) or exc)
-
-    def held(self, service: str, upstream: str) -> ServiceHold | None:
-        """The hold in force now, if any (an expired one reads as none)."""
-        if self._db is None:
-            return None
-        try:
-            row = self._db.execute(
-                "SELECT reason, detail, until FROM service_holds WHERE upstream=? AND service=?",
-                (upstream, service),
-            ).fetchone()
+            rows = db.execute(
+                "SELECT upstream, service, reason, detail, until FROM service_holds"
+            ).fetchall()
+            db.execute("DROP TABLE service_holds")
         except sqlite3.Error:
-            return None
-        if row is None:
-            return None
-        try:
-            until = datetime.fromisoformat(str(row[2]))
-        except ValueError:
-            return None
-        if until.tzinfo is None or until <= self._clock():
-            return None
-        return ServiceHold(str(row[0]), str(row[1]), until)
+            return []
+        now, held = self._clock(), []
+        for upstream, service, reason, detail, until in rows:
+            try:
+                when = datetime.fromisoformat(str(until))
+            except ValueError:
+                continue
+            if when.tzinfo is not None and when > now:
+                held.append(LegacyHold(str(upstream), str(service), str(reason), str(detail), when))
+        return held
 
     def close(self) -> None:
         if self._db is not None:

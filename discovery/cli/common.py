@@ -204,6 +204,23 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Run each portfolio as a task on the Dask cluster at tcp://HOST:PORT (workers read "
+        "API keys and TRADESCOUT_REDIS_URL from their own environment).",
+        show_default=False,
+    ),
+]
+ClusterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        help="Start a Dask cluster of N process workers on 127.0.0.1 for this command: local:N.",
+        show_default=False,
+    ),
+]
 PortfolioArg = Annotated[
     str,
     typer.Argument(

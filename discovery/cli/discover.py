@@ -1,10 +1,13 @@
-"""`tradescout discover`: the whole pipeline, with per-service progress on a TTY."""
+"""`tradescout discover`: the whole pipeline, with per-service progress on a TTY; several
+portfolios one after another, or each as a task on a Dask cluster (`discovery/runs/cluster.py`)."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Annotated
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.progress import (
@@ -18,12 +21,13 @@ from rich.progress import (
 
 from discovery.cli.common import (
     EXIT_OK,
+    ClusterOption,
     ConfigOption,
     DataRootOption,
     JsonOption,
     OfflineOption,
-    PortfolioArg,
     SandboxOption,
+    SchedulerOption,
     fail,
     guarded,
     print_json,
@@ -33,6 +37,10 @@ from discovery.cli.common import (
     upstream_for,
 )
 from discovery.plan.needs import TIMEFRAMES
+from discovery.settings import Settings
+
+if TYPE_CHECKING:
+    from discovery.runs.cluster import Placement
 
 
 class ProgressView:
@@ -79,8 +87,19 @@ class ProgressView:
         self._progress.update(task, advance=1, extra=extra)
 
 
+PortfoliosArg = Annotated[
+    list[str],
+    typer.Argument(
+        metavar="PORTFOLIO...",
+        help="Portfolio names (raw/trade_history/NAME.csv or NAME_YYYYMMDD.csv). Several run one "
+        "after another in this process, unless --scheduler or --cluster sends each to a Dask "
+        "worker.",
+    ),
+]
+
+
 def discover(
-    portfolio: PortfolioArg,
+    portfolios: PortfoliosArg,
     data_root: DataRootOption = None,
     config: ConfigOption = None,
     json_out: JsonOption = False,
@@ -100,8 +119,14 @@ def discover(
         int | None,
         typer.Option(help="RSS ceiling in MB; soft at 80%, hard stops scheduling (16 or more)."),
     ] = None,
+    scheduler: SchedulerOption = None,
+    cluster: ClusterOption = None,
 ) -> None:
-    """Run the whole pipeline: inventory, ingest, plan, fetch, assemble; write the report."""
+    """Run the whole pipeline: inventory, ingest, plan, fetch, assemble; write the report.
+
+    Several portfolios run one after another in this process; with --scheduler or --cluster
+    each is a task on a Dask cluster. The exit code is then the worst of the runs."""
+    from discovery.runs.cluster import parse_placement
     from discovery.runs.discover import DiscoverOptions, discover_async
     from discovery.tickers import is_valid_ticker, normalize_ticker
 
@@ -116,6 +141,26 @@ def discover(
         fail(f"--benchmark {benchmark!r} is not a plausible symbol.")
     if timeframe not in TIMEFRAMES:
         fail(f"--timeframe {timeframe!r} is not valid; use one of {', '.join(TIMEFRAMES)}.")
+    placement = guarded(lambda: parse_placement(scheduler, cluster))
+    if len(portfolios) > 1 or placement.kind != "process":
+        if dry_run:
+            fail("--dry-run plans one portfolio in this process: name one, without --scheduler.")
+        _discover_many(
+            settings,
+            portfolios,
+            placement,
+            config,
+            sandbox,
+            offline,
+            json_out,
+            {
+                "benchmark": bench,
+                "timeframe": timeframe,
+                "max_concurrency": max_concurrency,
+                "memory_limit_mb": memory_limit_mb,
+            },
+        )
+    (portfolio,) = portfolios
     with upstream_for(settings, sandbox, offline, start=not dry_run) as target:
         options = DiscoverOptions(
             portfolio=portfolio,
@@ -151,3 +196,51 @@ def discover(
     else:
         stdout.print(outcome.summary, markup=False)
     raise typer.Exit(outcome.exit_code)
+
+
+def _discover_many(
+    settings: Settings,
+    portfolios: list[str],
+    placement: Placement,
+    config: Path | None,
+    sandbox: bool,
+    offline: bool,
+    json_out: bool,
+    options: dict[str, Any],
+) -> NoReturn:
+    """Several portfolios (or one on a cluster): a run each, every summary, one table."""
+    from discovery.ingest.portfolios import resolve_portfolio
+    from discovery.runs.cluster import RunSpec, results_table, run_all, worst_exit
+    from discovery.settings import config_file
+
+    layout = settings.layout
+    for name in portfolios:  # every argument checked before anything starts
+        guarded(partial(resolve_portfolio, layout, name))
+    config_path = guarded(lambda: config_file(config))
+    with upstream_for(settings, sandbox, offline) as target:
+        specs = [
+            RunSpec(
+                "discover",
+                name,
+                str(layout.root.resolve()),
+                str(config_path) if config_path else None,
+                upstream=target.upstream,
+                sandbox_url=target.sandbox_url,
+                offline=target.offline,
+                **options,
+            )
+            for name in portfolios
+        ]
+        show = not json_out and placement.kind == "process" and sys.stderr.isatty()
+        with ProgressView(show) as view:
+            results = guarded(lambda: run_all(specs, placement, progress=view.hook))
+    code = worst_exit([r.exit_code for r in results])
+    if json_out:
+        print_json({"exit_code": code, "runs": [r.to_json() for r in results]})
+        raise typer.Exit(code)
+    for r in results:
+        stdout.print(f"== {r.portfolio} ==", markup=False)
+        stdout.print(r.summary or f"error: {r.error}", markup=False)
+        stdout.print("", markup=False)
+    stdout.print("\n".join(results_table(results)), markup=False)
+    raise typer.Exit(code)

@@ -1,21 +1,25 @@
-"""`tradescout refresh`: the nightly refresh under its lock, its report and ledger row."""
+"""`tradescout refresh`: the nightly refresh under its lock, its report and ledger row; with
+--scheduler or --cluster, one task per portfolio on a Dask cluster, each with an equal share of
+the nightly budgets, the lock held here for all of them."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from discovery.cli.common import (
     EXIT_OK,
+    ClusterOption,
     ConfigOption,
     DataRootOption,
     JsonOption,
     OfflineOption,
     SandboxOption,
+    SchedulerOption,
     check_names,
     check_number,
     fail,
@@ -29,6 +33,9 @@ from discovery.errors import storage_sentence
 from discovery.settings import Settings
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from discovery.runs.cluster import Placement
     from discovery.runs.runlock import RunLock
 
 
@@ -81,11 +88,17 @@ def refresh(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print what would be refreshed; fetch nothing.")
     ] = False,
+    scheduler: SchedulerOption = None,
+    cluster: ClusterOption = None,
 ) -> None:
-    """Keep the cache warm: re-fetch what discover would plan and what expires soon, in budget."""
+    """Keep the cache warm: re-fetch what discover would plan and what expires soon, in budget.
+
+    With --scheduler or --cluster each portfolio is a task on a Dask cluster (an equal share of
+    every budget each); otherwise one refresh covers them all in this process."""
     from datetime import timedelta
 
     from discovery.ingest.portfolios import resolve_portfolio
+    from discovery.runs.cluster import parse_placement
     from discovery.runs.refresh import refresh_async
     from discovery.runs.runlock import RunLock
 
@@ -94,6 +107,9 @@ def refresh(
     budgets = parse_budgets(budget or [])
     names = [] if all_portfolios else list(portfolios or [])
     check_names(names)  # before the lock: a refused name leaves nothing behind
+    placement = guarded(lambda: parse_placement(scheduler, cluster))
+    if dry_run and placement.kind != "process":
+        fail("--dry-run previews the refresh in this process: leave out --scheduler/--cluster.")
     if dry_run:
         _print_preview(settings, names, horizon_hours, budgets, sandbox, offline, json_out)
         return
@@ -108,6 +124,21 @@ def refresh(
         else:
             stdout.print(message, markup=False)
         raise typer.Exit(EXIT_OK)
+    if placement.kind != "process":
+        try:
+            _refresh_on_cluster(
+                settings,
+                names,
+                placement,
+                config,
+                sandbox,
+                offline,
+                json_out,
+                horizon_hours,
+                budgets,
+            )
+        finally:
+            lock.release()
     try:
         with upstream_for(settings, sandbox, offline) as target:
             result = guarded(
@@ -186,3 +217,50 @@ def _print_preview(
             f"+ up to {body['filings_after_cik_map']} SEC filings once the CIK map is fetched",
             markup=False,
         )
+
+
+def _refresh_on_cluster(
+    settings: Settings,
+    names: list[str],
+    placement: Placement,
+    config: Path | None,
+    sandbox: bool,
+    offline: bool,
+    json_out: bool,
+    horizon_hours: float,
+    budgets: dict[str, int],
+) -> NoReturn:
+    """One refresh task per portfolio (every portfolio when none is named), run on the cluster
+    while this process holds the refresh lock; the exit code is the worst of them."""
+    from discovery.ingest.portfolios import list_portfolios
+    from discovery.runs.cluster import RunSpec, results_table, run_all, split_budgets, worst_exit
+    from discovery.settings import config_file
+
+    layout = settings.layout
+    chosen = names or list_portfolios(layout)
+    if not chosen:
+        fail(f"no portfolio to refresh under {layout.root}/raw/trade_history.")
+    config_path = guarded(lambda: config_file(config))
+    with upstream_for(settings, sandbox, offline) as target:
+        shares = split_budgets(settings, target, budgets, len(chosen))
+        specs = [
+            RunSpec(
+                "refresh",
+                name,
+                str(layout.root.resolve()),
+                str(config_path) if config_path else None,
+                upstream=target.upstream,
+                sandbox_url=target.sandbox_url,
+                offline=target.offline,
+                horizon_hours=horizon_hours,
+                budgets=shares,
+            )
+            for name in chosen
+        ]
+        results = guarded(lambda: run_all(specs, placement))
+    code = worst_exit([r.exit_code for r in results])
+    if json_out:
+        print_json({"exit_code": code, "runs": [r.to_json() for r in results]})
+    else:
+        stdout.print("\n".join(results_table(results)), markup=False)
+    raise typer.Exit(code)

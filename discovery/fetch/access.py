@@ -1,5 +1,6 @@
 """How a run reaches the services and the cache: the hub and its cache built in one place, and
 the two lookups planning asks them through (coverage of a request, availability of a service).
+`[shared]` decides here what they share: the data root's state/ (the default) or one Redis.
 
 Discover, refresh and the dry run all use these; the dry run gets a read-only hub, so planning
 is the same code whether or not anything will be sent.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 
@@ -26,6 +27,7 @@ from discovery.plan.planner import (
 )
 from discovery.settings import Settings
 from discovery.upstream import Target, service_configs
+from services.coord.backends import SharedSettings
 from services.hub import ServiceHub, refusal_of
 from services.spec import ServiceRequest
 
@@ -45,8 +47,15 @@ def open_hub(
     `async with` before fetching. `transport` and `sleep` replace the network and the backoff
     waits (tests)."""
     layout = settings.layout
+    # Offline is "no network at all": a shared Redis is network too.
+    shared = SharedSettings() if target.offline else settings.shared_settings()
     cache = open_cache(
-        layout.cache_dir, size_limit_bytes=settings.cache_size_limit_mb << 20, clock=clock
+        layout.cache_dir,
+        size_limit_bytes=settings.cache_size_limit_mb << 20,
+        clock=clock,
+        redis_url=shared.redis_url,
+        stale_window=timedelta(days=settings.shared.stale_window_days),
+        read_only=read_only,
     )
     try:
         yield ServiceHub(
@@ -59,6 +68,7 @@ def open_hub(
             read_only=read_only,
             transport=transport,
             sleep=sleep or asyncio.sleep,
+            shared=shared,
         )
     finally:
         cache.close()

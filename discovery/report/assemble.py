@@ -410,7 +410,7 @@ def empty_sections(tickers: Sequence[str]) -> Sections:
         "global_growth": {},
         "fx_rates": {},
     }
-    slots = {t: {"profile": None, "price_history": None, "filings": None, "provenance": {}}
+    slots: dict[str, dict[str, Any]] = {t: {"profile": None, "price_history": None, "filings": None, "provenance": {}}
              for t in tickers}  # fmt: skip
     scored = {"market": [0, 0], "ticker": [0, 0]}
     return Sections(market, slots, [], scored, Learned(), set(), set())

@@ -50,6 +50,7 @@ from discovery.report.assemble import (
 from discovery.report.closed import INLINE_LIMIT, closed_trade_records
 from discovery.report.facts import Closes
 from discovery.report.gaps import Gap
+from discovery.report.schema import validate_report
 from discovery.report.summary import gap_lines, plural, render_summary
 from discovery.runs.record import check_writable, record_run
 from discovery.settings import Settings
@@ -71,6 +72,7 @@ class DiscoverOptions:
     timeframe: str = "all"
     max_concurrency: int | None = None
     memory_limit_mb: int | None = None
+    worker: str | None = None  # the Dask worker running it (the report's metadata says so)
 
 
 @dataclass
@@ -318,13 +320,6 @@ async def _run(
         transport=transport,
         sleep=sleep,
     ) as hub:
-        with timer.stage("plan"):
-            planner = planner_for(hub)
-            plan = planner(
-                book_needs(
-                    book, inventory, today, benchmark=options.benchmark, timeframe=options.timeframe
-                )
-            )
         ceiling = MemoryCeiling(options.memory_limit_mb or settings.memory_limit_mb)
         load = lambda res: payload_from_cache(hub, res)  # noqa: E731
         inputs = AssembleInputs(
@@ -347,7 +342,18 @@ async def _run(
             report_path=relative_to_root(history_path, layout.root),
             base_currency=base,
         )
-        async with hub:
+        async with hub:  # entered first: planning sees the shared holds and counts
+            with timer.stage("plan"):
+                planner = planner_for(hub)
+                plan = planner(
+                    book_needs(
+                        book,
+                        inventory,
+                        today,
+                        benchmark=options.benchmark,
+                        timeframe=options.timeframe,
+                    )
+                )
             with timer.stage("fetch"):
                 engine = FetchEngine(hub, ceiling=ceiling, progress=progress)
                 fetched = await engine.run(plan, PhaseTwo.of(plan, planner, load))
@@ -373,6 +379,7 @@ async def _run(
                     outcomes.update(fx_fetched.outcomes)
                     fill_slots(replace(inputs, outcomes=outcomes), fx, into=filled)
             usage = hub.usage()
+            sharing = hub.sharing()
         with timer.stage("closed_trades"):
             closed = closed_trades_section(
                 book,
@@ -394,6 +401,9 @@ async def _run(
         meta = report["discovery_metadata"]
         meta["stage_timings_ms"] = timings
         meta["peak_rss_mb"] = round(max(peak_rss_mb(), ceiling.peak_mb), 1)
+        meta["worker"] = options.worker
+        meta["shared"] = sharing
+        validate_report(report)
         code = 3 if any(g.is_fault for g in gaps) or fetched.stopped_early else 0
         record_run(
             layout.state_dir,

@@ -89,6 +89,8 @@ class RefreshResult:
     resumed_from: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)
     report_path: Path | None = None
+    shared: dict[str, Any] = field(default_factory=dict)  # how limits and cache were shared
+    worker: str | None = None  # the Dask worker that ran it, if one did
 
     @property
     def exit_code(self) -> int:
@@ -115,6 +117,8 @@ class RefreshResult:
                 "failed": self.failed,
             },
             "service_usage": self.usage,
+            "shared": self.shared,
+            "worker": self.worker,
         }
 
 
@@ -344,7 +348,9 @@ async def refresh_async(
     budgets: Mapping[str, int | None] | None = None,
     benchmark: str = "SPY",
     clock: Clock = lambda: datetime.now(UTC),
+    worker: str | None = None,
 ) -> RefreshResult:
+    """One refresh run over `portfolios` (`worker`: the Dask worker running it, if one is)."""
     started = clock()
     t0 = time.perf_counter()
     layout = settings.layout
@@ -352,46 +358,50 @@ async def refresh_async(
     cycle_path = layout.state_dir / CYCLE_FILE
     offline = target.offline
     with open_hub(settings, target, clock=clock) as hub:
-        setup = plan_refresh(
-            hub,
-            settings,
-            books,
-            started=started,
-            horizon=horizon,
-            budgets=budgets,
-            benchmark=benchmark,
-        )
-        cycle = setup.cycle
-        result = RefreshResult(new_run_id(started), [n for n, _ in books], budget=setup.budget)
-        result.resumed_from = cycle.resumed_from
-        if cycle.resumed_from is not None:
-            result.spent_before_resume = {
-                n: max(0, setup.used_now[n] - cycle.quota_at_start.get(n, setup.used_now[n]))
-                for n in setup.used_now
-            }
-        if not offline:  # a refresh whose results could not be kept is not started
-            check_writable(
-                refresh_report_path(layout.refresh_reports_dir, started.date(), result.run_id)
+        async with hub:  # entered first: planning sees the shared holds and counts
+            setup = plan_refresh(
+                hub,
+                settings,
+                books,
+                started=started,
+                horizon=horizon,
+                budgets=budgets,
+                benchmark=benchmark,
             )
-            try:
-                atomic_write_json(
-                    cycle_path,
-                    {"started_at": cycle.start.isoformat(), "quota_at_start": cycle.quota_at_start},
+            cycle = setup.cycle
+            result = RefreshResult(new_run_id(started), [n for n, _ in books], budget=setup.budget)
+            result.worker = worker
+            result.resumed_from = cycle.resumed_from
+            if cycle.resumed_from is not None:
+                result.spent_before_resume = {
+                    n: max(0, setup.used_now[n] - cycle.quota_at_start.get(n, setup.used_now[n]))
+                    for n in setup.used_now
+                }
+            if not offline:  # a refresh whose results could not be kept is not started
+                check_writable(
+                    refresh_report_path(layout.refresh_reports_dir, started.date(), result.run_id)
                 )
-            except OSError as exc:
-                raise storage_sentence(cycle_path, exc, "the refresh cycle") or exc from None
-        plan, ranks = setup.plan, setup.ranks
-        tally = _Tally(result, Budget(setup.remaining), setup.coverage)
-        tally.plan(plan)
+                try:
+                    atomic_write_json(
+                        cycle_path,
+                        {
+                            "started_at": cycle.start.isoformat(),
+                            "quota_at_start": cycle.quota_at_start,
+                        },
+                    )
+                except OSError as exc:
+                    raise storage_sentence(cycle_path, exc, "the refresh cycle") or exc from None
+            plan, ranks = setup.plan, setup.ranks
+            tally = _Tally(result, Budget(setup.remaining), setup.coverage)
+            tally.plan(plan)
 
-        def planner2(concrete: Sequence[Need]) -> FetchPlan:
-            second = prioritised(setup.planner(concrete), ranks)
-            tally.plan(second)
-            return second
+            def planner2(concrete: Sequence[Need]) -> FetchPlan:
+                second = prioritised(setup.planner(concrete), ranks)
+                tally.plan(second)
+                return second
 
-        engine = FetchEngine(hub, mode="fresh", admit=tally.admit)
-        phase_two = PhaseTwo.of(plan, planner2, lambda res: payload_from_cache(hub, res))
-        async with hub:
+            engine = FetchEngine(hub, mode="fresh", admit=tally.admit)
+            phase_two = PhaseTwo.of(plan, planner2, lambda res: payload_from_cache(hub, res))
             fetched = await engine.run(plan, phase_two)
             # Exchange rates of the currencies this refresh just learned (charts fetched now).
             asked = {n.id for n in plan.needs}
@@ -406,13 +416,16 @@ async def refresh_async(
                 fetched.outcomes.update(fx.outcomes)
                 fetched.scheduled.extend(fx.scheduled)
             result.usage = hub.usage()
-        left = [n for n in fetched.needs(plan) if n.deferred is not None]
-        tally.finish(left, fetched, hub.uncached)
-        result.budget_used = {
-            n: int(u["network_requests"]) for n, u in result.usage.items() if u["network_requests"]
-        }
-        if not result.failed and not offline:
-            cycle_path.unlink(missing_ok=True)
+            result.shared = hub.sharing()
+            left = [n for n in fetched.needs(plan) if n.deferred is not None]
+            tally.finish(left, fetched, hub.uncached)
+            result.budget_used = {
+                n: int(u["network_requests"])
+                for n, u in result.usage.items()
+                if u["network_requests"]
+            }
+            if not result.failed and not offline:
+                cycle_path.unlink(missing_ok=True)
     result.duration_ms = (time.perf_counter() - t0) * 1000.0
     path = refresh_report_path(layout.refresh_reports_dir, started.date(), result.run_id)
     result.report_path = path

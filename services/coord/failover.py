@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -171,6 +171,18 @@ class FailoverFlags:
         return await self._failover.run(
             lambda: self._shared.get(scope, kind), lambda: self._local.get(scope, kind)
         )
+
+    async def active(self, scope: Scope, kinds: Sequence[str]) -> dict[str, Flag]:
+        """Both backends' flags, the longer of each kind: a hold this machine learnt without
+        Redis (an earlier run's SEC block) keeps it away as surely as a shared one."""
+        local = await self._local.active(scope, kinds)
+        shared = await self._failover.run(
+            lambda: self._shared.active(scope, kinds), _value(dict[str, Flag]())
+        )
+        for kind, flag in shared.items():
+            if kind not in local or local[kind].remaining < flag.remaining:
+                local[kind] = flag
+        return local
 
     async def clear(self, scope: Scope, kind: str) -> None:
         await self._local.clear(scope, kind)

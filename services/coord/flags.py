@@ -1,10 +1,13 @@
 """Shared "open until" flags: no request to a scope until a time, and why.
 
-Three users, one shape: an open circuit breaker (`circuit_open`), SEC's "Request Rate Threshold
-Exceeded" (`rate_blocked`, no SEC request for 10 minutes) and Yahoo taking us for a bot
-(`blocked`). A flag raised by one process holds every process sharing the backend. The kinds are
-the gap reasons the flags produce. `claim` (raise only if none is up) lets exactly one process
-send the half-open breaker probe (kind `probe`).
+Four users, one shape: an open circuit breaker (`circuit_open`), SEC's "Request Rate Threshold
+Exceeded" (`rate_blocked`, no SEC request for 10 minutes), Yahoo taking us for a bot (`blocked`)
+and a daily limit the service itself declared spent (`quota_exhausted`, until UTC midnight). A
+flag raised by one process holds every process sharing the backend; these flags are the one
+place "open until" state lives (the client's refusal holds are flags too). The kinds are the gap
+reasons the flags produce. `claim` (raise only if none is up) lets exactly one process send the
+half-open breaker probe (kind `probe`). `active` reads several kinds of one scope at once: the
+client asks it once per request, so it costs one round trip (one SQLite statement, one script).
 
 Durations, not instants, cross the interface: the Redis backend counts them on the server's clock
 (`PX` expiry), so machines whose clocks disagree still agree on when a block ends. The local
@@ -15,7 +18,7 @@ restarts.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -31,7 +34,10 @@ if TYPE_CHECKING:
 CIRCUIT_OPEN: Final = "circuit_open"
 RATE_BLOCKED: Final = "rate_blocked"
 BLOCKED: Final = "blocked"
+QUOTA_EXHAUSTED: Final = "quota_exhausted"
 PROBE: Final = "probe"
+HOLDS: Final = (RATE_BLOCKED, BLOCKED, QUOTA_EXHAUSTED)
+"""The kinds a refusal raises (`services.errors.ServiceError.hold`): each keeps a service away."""
 _MAX_REASON = 200
 
 
@@ -50,6 +56,9 @@ class Flags(Protocol):
         """Raise the flag only if none is up; True when this caller raised it."""
 
     async def get(self, scope: Scope, kind: str) -> Flag | None: ...
+
+    async def active(self, scope: Scope, kinds: Sequence[str]) -> dict[str, Flag]:
+        """The flags of `kinds` that are up for `scope` now, by kind."""
 
     async def clear(self, scope: Scope, kind: str) -> None: ...
 
@@ -89,6 +98,10 @@ class MemoryFlags:
     async def get(self, scope: Scope, kind: str) -> Flag | None:
         held = self._active(scope, kind)
         return None if held is None else Flag(kind, held[1], held[0] - self._wall())
+
+    async def active(self, scope: Scope, kinds: Sequence[str]) -> dict[str, Flag]:
+        found = {kind: await self.get(scope, kind) for kind in kinds}
+        return {kind: flag for kind, flag in found.items() if flag is not None}
 
     async def clear(self, scope: Scope, kind: str) -> None:
         self._flags.pop((scope, kind), None)
@@ -149,6 +162,23 @@ class MachineFlags:
 
         return await self._db.transact(work)
 
+    async def active(self, scope: Scope, kinds: Sequence[str]) -> dict[str, Flag]:
+        wanted = set(kinds)
+
+        def work(db: sqlite3.Connection) -> dict[str, Flag]:
+            now = self._wall()
+            rows = db.execute(
+                "SELECT kind, until, reason FROM flags WHERE upstream=? AND service=? AND until>?",
+                (scope.upstream, scope.service, now),
+            ).fetchall()
+            return {
+                str(k): Flag(str(k), str(why), float(until) - now)
+                for k, until, why in rows
+                if k in wanted
+            }
+
+        return await self._db.transact(work)
+
     async def clear(self, scope: Scope, kind: str) -> None:
         def work(db: sqlite3.Connection) -> None:
             db.execute(
@@ -174,6 +204,15 @@ local left = redis.call('PTTL', KEYS[1])
 if left <= 0 then return false end
 return {redis.call('GET', KEYS[1]), left}
 """
+# One entry per key: {reason, remaining ms}, or {"", 0} for a flag that is down.
+ACTIVE_LUA = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local left = redis.call('PTTL', key)
+  if left > 0 then out[i] = {redis.call('GET', key), left} else out[i] = {'', 0} end
+end
+return out
+"""
 
 
 class RedisFlags:
@@ -183,6 +222,7 @@ class RedisFlags:
         self._redis = redis
         self._raise = redis.register_script(RAISE_LUA)
         self._get = redis.register_script(GET_LUA)
+        self._active = redis.register_script(ACTIVE_LUA)
 
     async def raise_for(self, scope: Scope, kind: str, seconds: float, reason: str) -> Flag:
         seconds, reason = _checked(seconds, reason)
@@ -201,6 +241,16 @@ class RedisFlags:
             return None
         why, left = held
         return Flag(kind, _text(why), int(left) / 1000)
+
+    async def active(self, scope: Scope, kinds: Sequence[str]) -> dict[str, Flag]:
+        if not kinds:
+            return {}
+        rows = await self._active(keys=[flag_key(scope, kind) for kind in kinds])
+        return {
+            kind: Flag(kind, _text(why), int(left) / 1000)
+            for kind, (why, left) in zip(kinds, rows, strict=True)
+            if int(left) > 0
+        }
 
     async def clear(self, scope: Scope, kind: str) -> None:
         await self._redis.delete(flag_key(scope, kind))

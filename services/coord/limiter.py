@@ -2,8 +2,8 @@
 
 * `LocalLimiter`   — this process only: aiolimiter's no-burst form, exactly as the client does
   today (one call per 1/rate s from the previous call's start).
-* `MachineLimiter` — every process on the machine that uses the same data root: the next free
-  slot lives in `state/coord.sqlite` (see `statedb` for why SQLite).
+* `MachineLimiter` — every process on the machine that uses the same data root: the last
+  booked slot lives in `state/coord.sqlite` (see `statedb` for why SQLite).
 * `RedisLimiter`   — every process on every machine that uses the same Redis: one Lua script
   reserves the next slot with the *server's* clock (`TIME`), so machines' clocks may disagree.
   Why not a library: pyrate-limiter's Redis bucket can express 1 call per 200 ms, but it stamps
@@ -71,38 +71,45 @@ class MachineLimiter:
         self._wall: Callable[[], float] = wall or time.time
 
     async def acquire(self) -> None:
-        await paced(self._book, self.pacing.tolerance, self.stats)
+        await paced(self._book, self.pacing, self.stats, exact=True)
 
-    async def _book(self) -> float:
-        return await self._db.transact(self._book_in)
+    async def _book(self) -> tuple[float, bool]:
+        """(seconds from now until the slot, booked): measured on the wall clock the slot is
+        kept on, when the transaction is over (it may have queued behind other callers)."""
+        slot, booked = await self._db.transact(self._book_in)
+        return slot - self._wall(), booked
 
-    def _book_in(self, db: sqlite3.Connection) -> float:
+    def _book_in(self, db: sqlite3.Connection) -> tuple[float, bool]:
         scope, now = self.scope, self._wall()
         row = db.execute(
-            "SELECT next_free FROM rate_slots WHERE upstream=? AND service=?",
+            "SELECT last_slot FROM pacing WHERE upstream=? AND service=?",
             (scope.upstream, scope.service),
         ).fetchone()
-        slot, next_free = reserve(float(row[0]) if row else None, now, self.pacing)
-        db.execute(
-            "INSERT INTO rate_slots (upstream, service, next_free) VALUES (?, ?, ?) "
-            "ON CONFLICT (upstream, service) DO UPDATE SET next_free = excluded.next_free",
-            (scope.upstream, scope.service, next_free),
-        )
-        return slot - now
+        slot, booked = reserve(float(row[0]) if row else None, now, self.pacing)
+        if booked:
+            db.execute(
+                "INSERT INTO pacing (upstream, service, last_slot) VALUES (?, ?, ?) "
+                "ON CONFLICT (upstream, service) DO UPDATE SET last_slot = excluded.last_slot",
+                (scope.upstream, scope.service, slot),
+            )
+        return slot, booked
 
 
-# Microseconds of the server clock; the key expires once idle (its slot is in the past anyway).
+# Microseconds of the server clock. The key holds the last slot booked and expires once idle
+# (an interval after that slot, plus a second). Returns {wait, booked}.
 RESERVE_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local horizon = tonumber(ARGV[2])
-local nxt = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
-if nxt > now + horizon then nxt = now end
-local slot = math.max(now, nxt)
-redis.call('SET', KEYS[1], string.format('%d', slot + interval),
+local lookahead = tonumber(ARGV[3])
+local last = tonumber(redis.call('GET', KEYS[1]) or '')
+local slot = now
+if last ~= nil and last <= now + horizon then slot = math.max(now, last + interval) end
+if slot - now > lookahead then return {slot - now, 0} end
+redis.call('SET', KEYS[1], string.format('%d', slot),
            'PX', math.floor((slot + interval - now) / 1000) + 1000)
-return slot - now
+return {slot - now, 1}
 """
 
 
@@ -118,11 +125,12 @@ class RedisLimiter:
         self._args = (
             round(self.pacing.interval * 1e6),
             round(self.pacing.horizon * 1e6),
+            round(self.pacing.lookahead * 1e6),
         )
 
     async def acquire(self) -> None:
-        await paced(self._book, self.pacing.tolerance, self.stats)
+        await paced(self._book, self.pacing, self.stats)
 
-    async def _book(self) -> float:
-        wait_us = await self._script(keys=[self._key], args=list(self._args))
-        return int(wait_us) / 1e6
+    async def _book(self) -> tuple[float, bool]:
+        wait_us, booked = await self._script(keys=[self._key], args=list(self._args))
+        return int(wait_us) / 1e6, bool(int(booked))

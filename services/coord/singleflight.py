@@ -3,7 +3,10 @@
 A lease is a key held with a random token and a TTL: taken only if free (`SET NX PX` in Redis,
 one `BEGIN IMMEDIATE` in `state/coord.sqlite`), renewed while the fetch runs and released only
 by its owner (compare-and-delete). An owner that dies stops renewing, so the TTL frees the key
-and a waiter takes over. Waiters wait bounded: on Redis a release publishes on the key's channel
+and a waiter takes over. On one machine a dead owner is seen at once: a machine-wide lease
+names its process (pid and start time), and a lease whose process is gone (killed, or a zombie
+not yet reaped) counts as free — a rerun after a SIGKILL does not wait out the TTL.
+Waiters wait bounded: on Redis a release publishes on the key's channel
 (a waiter wakes at once, and re-checks at least every half second in case the owner died); the
 machine-wide backend, with no notifications in SQLite, re-checks with a backoff from 20 to
 250 ms (a fetch takes hundreds of ms, so that costs little).
@@ -17,11 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
+
+import psutil
 
 from services.coord.keys import flight_key
 
@@ -61,6 +67,34 @@ class SingleFlight(Protocol):
 
 def _token() -> str:
     return secrets.token_hex(16)
+
+
+def _this_process() -> str:
+    """`pid:start time` of this process: who owns a machine-wide lease."""
+    try:
+        return f"{os.getpid()}:{psutil.Process().create_time():.3f}"
+    except psutil.Error:
+        return f"{os.getpid()}:"
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether the process a lease names still runs (the same pid *and* start time, not a
+    zombie). Anything unreadable counts as alive: the TTL decides then."""
+    pid_text, _, started = owner.partition(":")
+    if not pid_text.isdigit():
+        return True
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return not started or abs(proc.create_time() - float(started)) < 1.0
+    except psutil.NoSuchProcess:
+        return False
+    except (psutil.Error, ValueError):
+        return True
 
 
 def _ttl_checked(ttl: float) -> float:
@@ -122,6 +156,11 @@ class MachineFlight:
     def __init__(self, db: StateDB, *, wall: Callable[[], float] = time.time) -> None:
         self._db = db
         self._wall = wall
+        self._owner = _this_process()
+
+    def _live_row(self, db: sqlite3.Connection, key: str, now: float) -> bool:
+        row = db.execute("SELECT expires, owner FROM leases WHERE key=?", (key,)).fetchone()
+        return row is not None and float(row[0]) > now and owner_alive(str(row[1]))
 
     async def acquire(self, key: str, ttl: float) -> Lease | None:
         ttl = _ttl_checked(ttl)
@@ -130,13 +169,13 @@ class MachineFlight:
         def work(db: sqlite3.Connection) -> Lease | None:
             now = self._wall()
             db.execute("DELETE FROM leases WHERE expires <= ?", (now,))  # dead owners' rows
-            row = db.execute("SELECT expires FROM leases WHERE key=?", (key,)).fetchone()
-            if row is not None and float(row[0]) > now:
+            if self._live_row(db, key, now):
                 return None
             db.execute(
-                "INSERT INTO leases (key, token, expires) VALUES (?, ?, ?) ON CONFLICT (key) "
-                "DO UPDATE SET token = excluded.token, expires = excluded.expires",
-                (key, lease.token, now + ttl),
+                "INSERT INTO leases (key, token, expires, owner) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET token = excluded.token, "
+                "expires = excluded.expires, owner = excluded.owner",
+                (key, lease.token, now + ttl, self._owner),
             )
             return lease
 
@@ -166,8 +205,7 @@ class MachineFlight:
 
     async def held(self, key: str) -> bool:
         def work(db: sqlite3.Connection) -> bool:
-            row = db.execute("SELECT expires FROM leases WHERE key=?", (key,)).fetchone()
-            return row is not None and float(row[0]) > self._wall()
+            return self._live_row(db, key, self._wall())
 
         return await self._db.transact(work)
 
@@ -238,6 +276,52 @@ class RedisFlight:
             return True
         finally:
             await pubsub.aclose()
+
+
+class TolerantFlight:
+    """A single-flight whose store may fail mid-run (a state/ that fills up): a failed step acts
+    as "no one else is fetching", so the caller fetches itself — a duplicate request at worst,
+    never a lost answer and never a fetch repeated because its lease could not be released."""
+
+    def __init__(
+        self, flight: SingleFlight, faults: tuple[type[BaseException], ...] = (OSError,)
+    ) -> None:
+        self._flight = flight
+        self._faults = faults
+
+    async def acquire(self, key: str, ttl: float) -> Lease | None:
+        try:
+            return await self._flight.acquire(key, ttl)
+        except self._faults:
+            return Lease(key, "")  # an unstored lease: renew and release do nothing
+
+    async def renew(self, lease: Lease, ttl: float) -> bool:
+        if not lease.token:
+            return True
+        try:
+            return await self._flight.renew(lease, ttl)
+        except self._faults:
+            return False
+
+    async def release(self, lease: Lease) -> bool:
+        if not lease.token:
+            return True
+        try:
+            return await self._flight.release(lease)
+        except self._faults:
+            return False
+
+    async def held(self, key: str) -> bool:
+        try:
+            return await self._flight.held(key)
+        except self._faults:
+            return False
+
+    async def wait(self, key: str, timeout: float) -> bool:
+        try:
+            return await self._flight.wait(key, timeout)
+        except self._faults:
+            return True
 
 
 @contextlib.asynccontextmanager

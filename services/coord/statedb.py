@@ -1,7 +1,7 @@
 """`state/coord.sqlite`: the machine-wide coordination state of one data root.
 
 Why SQLite (not a file under `fcntl.flock`, not a library): every operation is a read-modify-write
-of one or two rows ("reserve the next slot", "raise a flag unless one is up", "take a lease unless
+of one or two rows ("book the next slot", "raise a flag unless one is up", "take a lease unless
 it is held"), which `BEGIN IMMEDIATE` makes atomic across processes; a process killed mid-write
 leaves neither a torn record nor a held lock; and flags and leases need keyed rows, which one
 file per key under flock would spread over many files. The write lock is held for tens of
@@ -28,10 +28,10 @@ from typing import TypeVar
 T = TypeVar("T")
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS rate_slots (
+CREATE TABLE IF NOT EXISTS pacing (
     upstream  TEXT NOT NULL,
     service   TEXT NOT NULL,
-    next_free REAL NOT NULL,
+    last_slot REAL NOT NULL,
     PRIMARY KEY (upstream, service)
 );
 CREATE TABLE IF NOT EXISTS flags (
@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS flags (
 CREATE TABLE IF NOT EXISTS leases (
     key     TEXT PRIMARY KEY,
     token   TEXT NOT NULL,
-    expires REAL NOT NULL
+    expires REAL NOT NULL,
+    owner   TEXT NOT NULL DEFAULT ''
 );
 """
 
@@ -120,6 +121,9 @@ def _connect(path: Path) -> sqlite3.Connection:
                 db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(leases)")}
+            if "owner" not in columns:  # a file from before leases named their process
+                db.execute("ALTER TABLE leases ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
             return db
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:

@@ -19,12 +19,13 @@ SEC = Scope("live", "sec_edgar")
 
 async def test_machine_slots_queue_one_interval_apart(state_db: StateDB, wall: Wall) -> None:
     limiter = MachineLimiter(SEC, 5.0, state_db, wall=wall)
-    waits = [await limiter._book() for _ in range(4)]
-    assert waits == pytest.approx([0.0, 0.204, 0.408, 0.612])
+    waits = [(await limiter._book())[0] for _ in range(7)]
+    assert waits == pytest.approx([0.0, 0.204, 0.408, 0.612, 0.816, 1.02, 1.02])
+    assert [(await limiter._book())[1] for _ in range(2)] == [False, False]  # > 1 s ahead
     wall.advance(10)  # idle: the next caller goes at once
-    assert await limiter._book() == 0.0
+    assert await limiter._book() == (0.0, True)
     other = MachineLimiter(Scope("live", "fmp"), 5.0, state_db, wall=wall)
-    assert await other._book() == 0.0  # scopes do not share slots
+    assert await other._book() == (0.0, True)  # scopes do not share slots
 
 
 async def test_machine_limiters_on_one_file_share_the_queue(tmp_path: Path, wall: Wall) -> None:
@@ -33,7 +34,7 @@ async def test_machine_limiters_on_one_file_share_the_queue(tmp_path: Path, wall
     try:
         a = MachineLimiter(SEC, 10.0, first, wall=wall)
         b = MachineLimiter(SEC, 10.0, second, wall=wall)
-        waits = [await a._book(), await b._book(), await a._book()]
+        waits = [(await a._book())[0], (await b._book())[0], (await a._book())[0]]
         assert waits == pytest.approx([0.0, 0.102, 0.204])
     finally:
         first.close()
@@ -44,21 +45,25 @@ async def test_redis_script_queues_on_the_server_clock(
     fake_redis: fakeredis.FakeAsyncRedis,
 ) -> None:
     limiter = RedisLimiter(SEC, 5.0, fake_redis)
-    waits = [await limiter._book() for _ in range(3)]
+    waits = [(await limiter._book())[0] for _ in range(3)]
     assert waits[0] == 0.0
     assert waits[1] == pytest.approx(0.204, abs=0.02)
     assert waits[2] == pytest.approx(0.408, abs=0.02)
     ttl_ms = await fake_redis.pttl(rate_key(SEC))
     assert 0 < ttl_ms <= 1000 + 612  # the key vanishes once the queue is idle
+    for _ in range(3):
+        await limiter._book()
+    wait, booked = await limiter._book()  # more than the lookahead ahead: not booked
+    assert wait > 1.0 and not booked
 
 
 async def test_redis_script_ignores_a_next_slot_beyond_the_horizon(
     fake_redis: fakeredis.FakeAsyncRedis,
 ) -> None:
     await fake_redis.set(rate_key(SEC), str(int((time.time() + 86_400) * 1e6)))
-    assert await RedisLimiter(SEC, 5.0, fake_redis)._book() == 0.0
+    assert await RedisLimiter(SEC, 5.0, fake_redis)._book() == (0.0, True)
     await fake_redis.set(rate_key(SEC), "garbage")
-    assert await RedisLimiter(SEC, 5.0, fake_redis)._book() == 0.0
+    assert await RedisLimiter(SEC, 5.0, fake_redis)._book() == (0.0, True)
 
 
 @pytest.fixture(params=["local", "machine", "redis"])
