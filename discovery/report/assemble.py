@@ -410,8 +410,10 @@ def empty_sections(tickers: Sequence[str]) -> Sections:
         "global_growth": {},
         "fx_rates": {},
     }
-    slots: dict[str, dict[str, Any]] = {t: {"profile": None, "price_history": None, "filings": None, "provenance": {}}
-             for t in tickers}  # fmt: skip
+    slots: dict[str, dict[str, Any]] = {
+        t: {"profile": None, "price_history": None, "filings": None, "provenance": {}}
+        for t in tickers
+    }
     scored = {"market": [0, 0], "ticker": [0, 0]}
     return Sections(market, slots, [], scored, Learned(), set(), set())
 
