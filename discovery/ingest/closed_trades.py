@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from discovery.errors import InputError
 from discovery.ingest.checks import Outcome, outcome
@@ -228,11 +229,14 @@ def _efficiency(rows: Rows) -> FloatArray:
 
 
 def _labels(raw: ObjArray | None, at: IntArray) -> list[str | None]:
-    """A text column as trimmed labels; over-long values are not labels or ids: None."""
+    """A text column as trimmed labels, each distinct value trimmed once; over-long values are
+    not labels or ids: None."""
     if raw is None:
         return [None] * len(at)
-    out: list[str | None] = []
-    for value in raw[at].tolist():
-        text = None if value is None or value != value else str(value).strip()
-        out.append(text if text and len(text) <= MAX_RECORD_TEXT_CHARS else None)
-    return out
+    codes, uniques = pd.factorize(raw[at])  # a missing cell: code -1, the None appended last
+    labels: list[str | None] = []
+    for value in uniques.tolist():
+        text = str(value).strip()
+        labels.append(text if text and len(text) <= MAX_RECORD_TEXT_CHARS else None)
+    labels.append(None)
+    return list(np.array(labels, dtype=object)[codes].tolist())

@@ -26,6 +26,9 @@ from discovery.ingest.figures import RATIO_PLACES
 from discovery.report.facts import Closes
 
 INLINE_LIMIT = 5_000
+RECORD_CHUNK_ROWS = 10_000
+"""The per-trade pass holds a chunk's records as Python values: a smaller chunk than the first
+pass keeps that small."""
 
 
 def with_benchmark(
@@ -71,9 +74,15 @@ def closed_trade_lines(
     chunks: Iterable[ClosedChunk],
     benchmark: Closes | None,
     currency_of: Mapping[str, str | None],
-) -> Iterator[bytes]:
-    """The records as JSON lines, one at a time: write each before asking for the next (a
-    chunk's worth of small encoded lines held at once costs far more than their size)."""
+) -> Iterator[tuple[bytes, int]]:
+    """The records as JSON lines, one block (and its record count) per chunk. Each line is
+    appended to the block as soon as it is encoded: holding a chunk's encoded lines as separate
+    objects would cost far more memory than their size (orjson's output buffers)."""
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
-    for record in closed_trade_records(chunks, benchmark, currency_of):
-        yield dumps(record, option=newline)
+    for chunk in chunks:
+        columns = with_benchmark(chunk, benchmark, currency_of)
+        keys = tuple(columns)
+        block = bytearray()
+        for values in zip(*columns.values(), strict=True):
+            block += dumps(dict(zip(keys, values, strict=True)), option=newline)
+        yield bytes(block), len(chunk)

@@ -46,7 +46,12 @@ from discovery.report.assemble import (
     fill_slots,
     foreign_currencies,
 )
-from discovery.report.closed import INLINE_LIMIT, closed_trade_lines, closed_trade_records
+from discovery.report.closed import (
+    INLINE_LIMIT,
+    RECORD_CHUNK_ROWS,
+    closed_trade_lines,
+    closed_trade_records,
+)
 from discovery.report.facts import Closes
 from discovery.report.gaps import Gap
 from discovery.report.schema import validate_report
@@ -385,7 +390,7 @@ async def _run(
                 filled.learned.benchmark,
                 filled.learned.currencies(book.ticker_symbols),
                 layout.closed_trades_path(options.portfolio, run_id),
-                settings.csv_chunk_rows,
+                min(settings.csv_chunk_rows, RECORD_CHUNK_ROWS),
             )
         with timer.stage("assemble"):
             inputs = replace(
@@ -449,9 +454,9 @@ def closed_trades_section(
     count = 0
     try:
         with atomic_writer(spill) as handle:
-            for line in closed_trade_lines(chunks, benchmark, currency_of):
-                handle.write(line)
-                count += 1
+            for block, records in closed_trade_lines(chunks, benchmark, currency_of):
+                handle.write(block)
+                count += records
     except OSError as exc:
         raise storage_sentence(spill, exc, "the closed trades") or exc from None
     return {"path": f"{spill.parent.name}/{spill.name}", "count": count}
