@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 
 from cache.atomic import atomic_writer
 from cache.backend import CacheBackend
@@ -28,7 +27,7 @@ from discovery.errors import InputError, storage_sentence
 from discovery.fetch.access import availability_lookup, coverage_lookup, open_hub
 from discovery.fetch.ceilings import MemoryCeiling, peak_rss_mb
 from discovery.fetch.engine import FetchEngine, PhaseTwo, ProgressHook
-from discovery.ingest.closed_trades import iter_closed_trades
+from discovery.ingest.closed_trades import iter_closed_chunks
 from discovery.ingest.portfolios import resolve_portfolio
 from discovery.ingest.trades import TradeBook, ingest
 from discovery.local.inventory import Inventory, build_inventory
@@ -47,7 +46,12 @@ from discovery.report.assemble import (
     fill_slots,
     foreign_currencies,
 )
-from discovery.report.closed import INLINE_LIMIT, closed_trade_records
+from discovery.report.closed import (
+    INLINE_LIMIT,
+    RECORD_CHUNK_ROWS,
+    closed_trade_lines,
+    closed_trade_records,
+)
 from discovery.report.facts import Closes
 from discovery.report.gaps import Gap
 from discovery.report.schema import validate_report
@@ -386,7 +390,7 @@ async def _run(
                 filled.learned.benchmark,
                 filled.learned.currencies(book.ticker_symbols),
                 layout.closed_trades_path(options.portfolio, run_id),
-                settings.csv_chunk_rows,
+                min(settings.csv_chunk_rows, RECORD_CHUNK_ROWS),
             )
         with timer.stage("assemble"):
             inputs = replace(
@@ -444,17 +448,15 @@ def closed_trades_section(
     """The closed-trade records (a second streaming pass over the CSV): inline up to
     INLINE_LIMIT, else written as JSON lines to `spill` and referred to by `{path, count}`
     (relative to the daily report's folder: `history/…`)."""
-    records = closed_trade_records(
-        iter_closed_trades(book, chunk_rows=chunk_rows), benchmark, currency_of
-    )
+    chunks = iter_closed_chunks(book, chunk_rows=chunk_rows)
     if book.summary.closed_trades <= INLINE_LIMIT:
-        return list(records)
+        return list(closed_trade_records(chunks, benchmark, currency_of))
     count = 0
     try:
         with atomic_writer(spill) as handle:
-            for record in records:
-                handle.write(orjson.dumps(record) + b"\n")
-                count += 1
+            for block, records in closed_trade_lines(chunks, benchmark, currency_of):
+                handle.write(block)
+                count += records
     except OSError as exc:
         raise storage_sentence(spill, exc, "the closed trades") or exc from None
     return {"path": f"{spill.parent.name}/{spill.name}", "count": count}

@@ -187,8 +187,8 @@ def test_drawdown_through_sorted_runs_on_disk_matches_brute_force(
 
 def test_closed_trade_records(book: TradeBook) -> None:
     records = list(iter_closed_trades(book, chunk_rows=3))
-    assert [r.row for r in records] == [2, 3, 4, 5, 6, 7]  # the open row 8 is not one
-    short = records[1].to_json()
+    assert [r["row"] for r in records] == [2, 3, 4, 5, 6, 7]  # the open row 8 is not one
+    short = records[1]
     assert short == {
         "row": 3, "position_uuid": "BBB_EMA_5_20_2026-03-02", "ticker": "BBB", "strategy": "EMA",
         "short_window": 5, "long_window": 20, "entry_date": "2026-03-02",
@@ -197,13 +197,13 @@ def test_closed_trade_records(book: TradeBook) -> None:
         "duration_days": 28, "mfe": 0.15, "mae": 0.01, "mfe_mae_ratio": 15.0,
         "exit_efficiency": 0.8, "trade_quality": "Good", "x_status": "1000000000000000001",
     }  # fmt: skip
-    no_excursions = records[3].to_json()
+    no_excursions = records[3]
     assert (no_excursions["mfe"], no_excursions["mae"], no_excursions["mfe_mae_ratio"]) == (
         None,
         None,
         None,
     )
-    assert records[4].mfe_mae_ratio is None  # MAE 0: no ratio (never inf)
+    assert records[4]["mfe_mae_ratio"] is None  # MAE 0: no ratio (never inf)
     assert isinstance(short["x_status"], str) and len(short["x_status"]) == 19
 
 
@@ -217,7 +217,7 @@ def test_the_per_trade_pass_refuses_a_file_that_changed(book: TradeBook) -> None
 def test_the_per_trade_pass_reads_the_snapshot_even_if_the_file_grew(book: TradeBook) -> None:
     with book.source_path.open("a", encoding="utf-8") as out:
         out.write(csv_text([trade(Ticker="ZZZ")]).split("\n", 1)[1])
-    assert [r.ticker for r in iter_closed_trades(book)].count("ZZZ") == 0
+    assert [r["ticker"] for r in iter_closed_trades(book)].count("ZZZ") == 0
 
 
 # --- the new data-quality checks ----------------------------------------------------------------

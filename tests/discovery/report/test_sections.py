@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from discovery.ingest.closed_trades import iter_closed_trades
+from discovery.ingest.closed_trades import iter_closed_chunks
 from discovery.ingest.trades import TradeBook, ingest
 from discovery.layout import DataLayout
 from discovery.local.inventory import Inventory, build_inventory
@@ -128,7 +128,7 @@ def report_of(root: Path, sections: Sections | None = None) -> dict[str, Any]:
     book = book_of(root)
     sections = sections or learned_sections(book)
     currencies = sections.learned.currencies(book.ticker_symbols)
-    closed = list(closed_trade_records(iter_closed_trades(book), spy(), currencies))
+    closed = list(closed_trade_records(iter_closed_chunks(book), spy(), currencies))
     inputs = AssembleInputs(
         portfolio="mix",
         run_id="20260331T120000Z-abcdef12",
