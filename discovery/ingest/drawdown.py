@@ -122,7 +122,7 @@ class ExitOrder:
     def __init__(self, scratch: Path | None = None) -> None:
         self.scratch = scratch
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._pending: list[Records] = []
+        self._pending: list[tuple[IntArray, IntArray, IntArray, FloatArray]] = []
         self._pending_size = 0
         self._tail: Records | None = None
         self._files: list[Path] = []
@@ -131,18 +131,29 @@ class ExitOrder:
     def add(self, stamps: IntArray, rows: IntArray, gids: IntArray, pnls: FloatArray) -> None:
         if not len(rows):
             return
-        records = np.zeros(len(rows), dtype=_RECORD)
-        records["stamp"], records["row"], records["gid"], records["pnl"] = stamps, rows, gids, pnls
-        self._pending.append(records)
-        self._pending_size += len(records)
-        self.trades += len(records)
+        self._pending.append((stamps, rows, gids, pnls))
+        self._pending_size += len(rows)
+        self.trades += len(rows)
         self._tail = None
         if self._pending_size >= RUN_TRADES:
             self._spill()
 
     def _take(self) -> Records:
-        run = _sorted(np.concatenate(self._pending)) if self._pending else np.zeros(0, _RECORD)
-        self._pending, self._pending_size = [], 0
+        """The pending trades as one sorted run (columns gathered apiece: a structured gather
+        is ~20x slower than four plain ones)."""
+        pending, self._pending, self._pending_size = self._pending, [], 0
+        if not pending:
+            return np.zeros(0, _RECORD)
+        stamps, rows, gids, pnls = (np.concatenate(column) for column in zip(*pending, strict=True))
+        # Rows arrive in file order, so a stable sort by timestamp is the (timestamp, row) order.
+        order = np.argsort(stamps, kind="stable")
+        run = np.empty(len(order), dtype=_RECORD)
+        run["stamp"], run["row"], run["gid"], run["pnl"] = (
+            stamps[order],
+            rows[order],
+            gids[order],
+            pnls[order],
+        )
         return run
 
     def _spill(self) -> None:
@@ -173,11 +184,6 @@ class ExitOrder:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp, self._files = None, []
-
-
-def _sorted(records: Records) -> Records:
-    """Rows arrive in file order, so a stable sort by timestamp is the (timestamp, row) order."""
-    return records[np.argsort(records["stamp"], kind="stable")]
 
 
 class _Reader:

@@ -7,6 +7,10 @@
   non-UTF-8 byte in a column we never look at.
 - pandas' chunks are read with explicit dtypes and only the columns we use; every parser
   failure becomes one sentence naming the row (and the column where it can be known).
+- Each chunk after the first is parsed on a worker thread while the caller decodes and checks
+  the one before (`read_ahead`): pandas tokenizes and converts numbers without the GIL, and so
+  does most of numpy, so on two cores the parse and the checks overlap. One more chunk in
+  memory, whatever the file's size.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ import queue
 import re
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -35,6 +40,8 @@ _READ_BYTES = 256 * 1024
 _PARSER_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 _PARSER_EOF = re.compile(r"EOF inside string starting at row (\d+)")
 _NUMBERS = frozenset(NUMBER_COLUMNS + RECORD_NUMBER_COLUMNS)
+_END = object()
+T = TypeVar("T")
 
 
 class RetryTolerant(Exception):
@@ -174,7 +181,7 @@ class ChunkStream:
         with self.path.open("rb") as raw:
             stream = HashingReader(raw, self.dialect.size)
             try:
-                for chunk in self._chunks(self._reader(stream)):
+                for chunk in read_ahead(self._chunks(self._reader(stream))):
                     yield chunk.rename(columns=rename)
                 self.sha256 = stream.hexdigest()
             except _BinaryData:
@@ -203,10 +210,15 @@ class ChunkStream:
         iterator: Iterator[pd.DataFrame] | None = None
         while True:
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("error", pd.errors.ParserWarning)
-                    if iterator is None:  # pandas reads the first block while opening
+                if iterator is None:  # pandas reads the header and the first block here
+                    # In the calling thread (see `read_ahead`), before any worker runs: the
+                    # warnings filter is process-wide. pandas compares a row's field count with
+                    # the header's while it opens the file and reads the first rows.
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("error", pd.errors.ParserWarning)
                         iterator = iter(open_reader())
+                        chunk = next(iterator)
+                else:
                     chunk = next(iterator)
             except StopIteration:
                 return
@@ -231,6 +243,28 @@ class ChunkStream:
                     f"{path}: a value could not be read; check the numbers and quoting.", path=path
                 ) from None
             yield chunk
+
+
+def read_ahead(items: Generator[T, None, None]) -> Iterator[T]:
+    """`items` in order, each next one produced on a worker thread while the caller works on
+    the one before. The first is produced here, in the calling thread.
+
+    An error from `items` is raised in the caller at the item it replaces; when the caller
+    stops early, the worker finishes the item it is on before `items` is closed.
+    """
+    item: Any = next(items, _END)
+    if item is _END:
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="ingest-parse") as worker:
+        try:
+            while item is not _END:
+                ahead = worker.submit(next, items, _END)
+                yield item
+                item = None  # the caller's reference is the only one while the next is parsed
+                item = ahead.result()
+        finally:
+            worker.shutdown(wait=True)
+            items.close()
 
 
 def _parser_error(path: Path, dialect: Dialect, message: str) -> InputError:
