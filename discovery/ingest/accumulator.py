@@ -179,7 +179,7 @@ class Accumulator:
                 kept.append(
                     Issue(
                         int(rows.rows[i]),
-                        _position(rows.uuid[i]),
+                        rows.uuid.position(int(i)),
                         check.column,
                         check.kind,
                         check.message(int(i)),
@@ -203,7 +203,7 @@ class Accumulator:
             days: int | None = (self.as_of - entry).days
         else:
             days = None if csv_days is None else int(csv_days)
-        position = _position(rows.uuid[i])
+        position = rows.uuid.position(i)
         direction = int(rows.direction[i])
         self.active_positions.append(
             ActivePosition(
@@ -227,7 +227,9 @@ class Accumulator:
 
     # -- the result ---------------------------------------------------------------------------
 
-    def finish(self, digest: str, *, tolerant: bool = False) -> TradeBook:
+    def finish(
+        self, digest: str, *, tolerant: bool = False, ids_as_text: bool = False
+    ) -> TradeBook:
         if self.rows_read == 0:
             raise InputError(
                 f"{self.path}: has a header (row 1) but no trade rows.", path=self.path, row=1
@@ -315,8 +317,5 @@ class Accumulator:
             exits=self.exits,
             source_bytes=self.dialect.size,
             numbers_as_text=tolerant,
+            ids_as_text=ids_as_text,
         )
-
-
-def _position(value: object) -> str | None:
-    return None if pd.isna(value) else str(value).strip() or None  # type: ignore[call-overload]

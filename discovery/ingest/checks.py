@@ -25,7 +25,7 @@ from discovery.ingest.chunk import (
     missing,
     window_label,
 )
-from discovery.ingest.columns import BoolArray, FloatArray, IntArray, ObjArray
+from discovery.ingest.columns import BoolArray, FloatArray, IntArray
 
 PNL_TOLERANCE = 0.01
 """Breakeven band and PnL-check tolerance; compared with a 1e-9 float allowance."""
@@ -98,7 +98,7 @@ def row_checks(rows: Rows, out: Outcome, has: frozenset[str]) -> list[Check]:
     """Every per-row check but the Position_UUID ones, in report order."""
     checks = [
         Check(
-            "missing_value", "Position_UUID", rows.uuid_missing, lambda i: "Position_UUID is empty"
+            "missing_value", "Position_UUID", rows.uuid.missing, lambda i: "Position_UUID is empty"
         ),
         Check(
             "missing_value",
@@ -285,15 +285,17 @@ def _excursion_message(column: str, value: FloatArray, ret: FloatArray) -> Calla
 def uuid_check(rows: Rows) -> Check:
     """Rows whose Position_UUID disagrees with `{TICKER}_{STRATEGY}_{SHORT}_{LONG}_{DATE}`.
 
-    Fast path: build the expected UUID from per-value lookup tables (two string
-    concatenations per row) and compare; only rows that differ are examined one by one,
-    case-insensitively and number-aware, to say which part disagrees.
+    Fast path: the expected id is joined per row from three per-value tables (ticker and
+    strategy, the two windows, the entry date) by numpy's string add and compared with the id as
+    read; only rows that differ are examined one by one, case-insensitively and number-aware, to
+    say which part disagrees.
     """
-    uuid, present = rows.uuid, ~rows.uuid_missing
+    uuid = rows.uuid
+    present = ~uuid.missing
     tickers, t_codes = rows.tickers, rows.t_codes
     strategies, g_codes = rows.strategies, rows.g_codes
     short, long_ = rows.number["Short_Window"], rows.number["Long_Window"]
-    day_labels = np.datetime_as_string(rows.entry_lut.astype("datetime64[D]")).astype(object)
+    day_labels: list[str] = np.datetime_as_string(rows.entry_lut.astype("datetime64[D]")).tolist()
     e_codes = rows.e_codes
     windows_ok = ~(np.isnan(short) | np.isnan(long_))
     strategy_missing = np.array([s is None for s in strategies], dtype=bool)[g_codes]
@@ -302,25 +304,21 @@ def uuid_check(rows: Rows) -> Check:
     if full.any():
         width = len(strategies)
         p_codes, p_uniques = pd.factorize(t_codes * width + g_codes)
-        prefix = np.array(
-            [f"{tickers[int(p) // width]}_{strategies[int(p) % width]}_" for p in p_uniques],
-            dtype=object,
-        )
+        prefix = [f"{tickers[int(p) // width]}_{strategies[int(p) % width]}_" for p in p_uniques]
         s_codes, s_uniques = pd.factorize(short, use_na_sentinel=False)
         l_codes, l_uniques = pd.factorize(long_, use_na_sentinel=False)
         span = len(l_uniques) + 1
         w_codes, w_uniques = pd.factorize(s_codes * span + l_codes)
-        s_text = np.array([f"{window_label(float(v))}_" for v in s_uniques], dtype=object)
-        l_text = np.array([f"{window_label(float(v))}_" for v in l_uniques], dtype=object)
-        w_uniques = np.asarray(w_uniques, dtype=np.int64)
-        middle = s_text[w_uniques // span] + l_text[w_uniques % span]
-        expected = prefix[p_codes] + middle[w_codes] + day_labels[e_codes]
-        candidates = present & ~(full & (expected == uuid))
+        s_text = [f"{window_label(float(v))}_" for v in s_uniques]
+        l_text = [f"{window_label(float(v))}_" for v in l_uniques]
+        middle = [s_text[int(w) // span] + l_text[int(w) % span] for w in w_uniques]
+        expected = uuid.equals_joined([(prefix, p_codes), (middle, w_codes), (day_labels, e_codes)])
+        candidates = present & ~(full & expected)
     messages: dict[int, str] = {}
     bad = np.zeros(len(uuid), dtype=bool)
     for i in np.flatnonzero(candidates):
         disagreement = uuid_disagreement(
-            str(uuid[i]),
+            uuid.written(int(i)),
             tickers[t_codes[i]],
             strategies[g_codes[i]],
             None if np.isnan(short[i]) else float(short[i]),
@@ -375,24 +373,28 @@ def uuid_disagreement(
 class DuplicateIds:
     """Position_UUIDs seen so far, as 8-byte digests in sorted runs (bounded: 8 bytes per id).
 
-    Python's string hash is a keyed 64-bit SipHash; two different ids share a digest with odds
-    around n² / 2⁶⁵ (below one in a million at 5M rows). Runs merge like a binary counter, so a
-    lookup costs one binary search per run (O(log n) runs) and each digest is merged O(log n)
-    times. The text is compared as written.
+    The digest is keyed per process (`PositionIds.digests`); two different ids share one with
+    odds around n² / 2⁶⁵ (below one in a million at 5M rows). Runs merge like a binary counter,
+    so a lookup costs one binary search per run (O(log n) runs) and each digest is merged
+    O(log n) times. The id is compared as written.
     """
 
     def __init__(self) -> None:
         self._runs: list[IntArray] = []
 
     def check(self, rows: Rows) -> Check:
-        uuid: ObjArray = rows.uuid
-        present = np.flatnonzero(~rows.uuid_missing)
-        digests = np.fromiter(map(hash, uuid[present]), dtype=np.int64, count=len(present))
+        uuid = rows.uuid
+        present = np.flatnonzero(~uuid.missing)
+        digests = uuid.digests()
         # Sorted queries make the binary searches cache-friendly (about 8x faster than random).
-        order = np.argsort(digests, kind="stable")
+        order = np.argsort(digests)
         ordered = digests[order]
         later = np.zeros(len(ordered), dtype=bool)
         later[1:] = ordered[1:] == ordered[:-1]  # a later copy within this chunk
+        if later.any():  # rare: the copies of one id must be ranked in row order (stable)
+            order = np.argsort(digests, kind="stable")
+            ordered = digests[order]
+            later[1:] = ordered[1:] == ordered[:-1]
         for run in self._runs:
             at = np.minimum(np.searchsorted(run, ordered), len(run) - 1)
             later |= run[at] == ordered
@@ -405,7 +407,7 @@ class DuplicateIds:
             self._add(fresh)
 
         def message(i: int) -> str:
-            return f"Position_UUID {echo(uuid[i])} already appears on an earlier row"
+            return f"Position_UUID {echo(uuid.written(i))} already appears on an earlier row"
 
         return Check("duplicate_uuid", "Position_UUID", dup, message)
 

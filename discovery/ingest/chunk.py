@@ -32,8 +32,9 @@ from discovery.ingest.columns import (
     IntArray,
     ObjArray,
 )
-from discovery.ingest.dialect import Dialect
+from discovery.ingest.dialect import Dialect, bad_bytes_error
 from discovery.ingest.stream import RetryTolerant
+from discovery.ingest.uuids import PositionIds
 from discovery.tickers import is_valid_ticker, normalize_ticker
 
 NO_DAY = np.iinfo(np.int64).min
@@ -57,8 +58,7 @@ class Rows:
     """
 
     rows: IntArray
-    uuid: ObjArray
-    uuid_missing: BoolArray
+    uuid: PositionIds
     t_codes: IntArray
     tickers: list[str]
     gid: IntArray
@@ -128,15 +128,14 @@ class Decoder:
         """
         if frame.empty:
             return None
-        uuid = self._text(frame, "Position_UUID")
-        uuid_missing = np.asarray(pd.isna(uuid), dtype=bool)
+        uuid = PositionIds.of(self._ids(frame), utf8_error=self._not_utf8)
         t_codes, t_labels = self._codes(frame, "Ticker")
-        skipped = self._skipped(frame, uuid, uuid_missing, t_codes, t_labels, on_repeated_header)
+        skipped = self._skipped(frame, uuid, t_codes, t_labels, on_repeated_header)
         if skipped is not None:
             frame = frame[~skipped]
             if frame.empty:
                 return None
-            uuid, uuid_missing = uuid[~skipped], uuid_missing[~skipped]
+            uuid = uuid[~skipped]
             t_codes, t_labels = self._codes(frame, "Ticker")
         rows = np.asarray(frame.index.to_numpy(), dtype=np.int64) + 2
         number = self._numbers(frame, rows, tolerant=tolerant)
@@ -161,7 +160,6 @@ class Decoder:
         return Rows(
             rows=rows,
             uuid=uuid,
-            uuid_missing=uuid_missing,
             t_codes=t_codes,
             tickers=tickers,
             gid=gid_lut[t_codes],
@@ -209,6 +207,18 @@ class Decoder:
             self.hints[column] = tuple(label for label in labels if label is not None)
         return codes, labels
 
+    def _ids(self, frame: pd.DataFrame) -> npt.NDArray[Any]:
+        column = "Position_UUID"
+        if column in self.has:
+            return np.asarray(frame[column].to_numpy())
+        return np.full(len(frame), np.nan, dtype=object)
+
+    def _not_utf8(self) -> InputError:
+        d = self.dialect
+        return bad_bytes_error(
+            self.path, delimiter=d.delimiter, header=d.header, size=d.size, fault="utf8"
+        )
+
     def _text(self, frame: pd.DataFrame, column: str) -> ObjArray:
         if column in self.has:
             return np.asarray(frame[column].to_numpy(), dtype=object)
@@ -224,22 +234,21 @@ class Decoder:
     def _skipped(
         self,
         frame: pd.DataFrame,
-        uuid: ObjArray,
-        uuid_missing: BoolArray,
+        uuid: PositionIds,
         t_codes: IntArray,
         t_labels: Labels,
         on_repeated_header: Callable[[int], None],
     ) -> BoolArray | None:
         """Blank lines (skipped silently) and repeated header lines (skipped, reported)."""
-        blank = uuid_missing & missing(t_codes, t_labels)
-        if blank.any():
-            blank = blank & frame.isna().all(axis=1).to_numpy()
+        blank = uuid.missing & missing(t_codes, t_labels)
+        if blank.any():  # an empty id is b"" in the bytes form, not NA: the rest decides
+            others = frame.drop(columns=["Position_UUID"], errors="ignore")
+            blank = blank & others.isna().all(axis=1).to_numpy()
         header_ticker = self.dialect.columns["Ticker"].strip()
         header_uuid = self.dialect.columns["Position_UUID"].strip()
         repeated = np.zeros(len(frame), dtype=bool)
         if header_ticker in t_labels:
-            repeated = t_codes == t_labels.index(header_ticker)
-            repeated &= np.array([str(u).strip() == header_uuid for u in uuid], dtype=bool)
+            repeated = uuid.is_header(header_uuid, t_codes == t_labels.index(header_ticker))
         if not blank.any() and not repeated.any():
             return None
         index = np.asarray(frame.index.to_numpy(), dtype=np.int64)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,8 @@ from discovery.ingest.columns import (
 from discovery.ingest.dialect import sniff
 from discovery.ingest.figures import MONEY_PLACES, RATIO_PLACES
 from discovery.ingest.models import TradeBook
-from discovery.ingest.stream import ChunkStream
+from discovery.ingest.stream import ChunkStream, RetryTolerant
+from discovery.ingest.uuids import RetryTextIds
 
 
 def second_pass(
@@ -57,24 +59,33 @@ def second_pass(
         wanted,
         chunk_rows,
         tolerant=book.numbers_as_text,
+        ids_as_text=book.ids_as_text,
         as_text=RECORD_NUMBER_COLUMNS,
     )
-    for frame in stream:
-        rows = decoder.decode(
-            frame,
-            tolerant=book.numbers_as_text,
-            on_repeated_header=lambda row: None,
-            text_columns=texts,
-            lenient_numbers=numbers,
-        )
-        if rows is not None:
-            yield rows, outcome(rows)
+    try:
+        for frame in stream:
+            rows = decoder.decode(
+                frame,
+                tolerant=book.numbers_as_text,
+                on_repeated_header=lambda row: None,
+                text_columns=texts,
+                lenient_numbers=numbers,
+            )
+            if rows is not None:
+                yield rows, outcome(rows)
+    except (RetryTolerant, RetryTextIds):
+        # The first pass read these bytes without needing a retry: they are not the same bytes.
+        raise _changed(path) from None
     if stream.sha256 != book.sha256:
-        raise InputError(
-            f"{path}: the file changed since it was first read this run; run again on the "
-            "finished file.",
-            path=path,
-        )
+        raise _changed(path)
+
+
+def _changed(path: Path) -> InputError:
+    return InputError(
+        f"{path}: the file changed since it was first read this run; run again on the "
+        "finished file.",
+        path=path,
+    )
 
 
 RECORD_KEYS: tuple[str, ...] = (
@@ -149,7 +160,7 @@ def _closed_chunk(rows: Rows, out: Outcome) -> ClosedChunk:
     known = (direction == LONG) | (direction == SHORT)
     columns: dict[str, list[Any]] = {
         "row": rows.rows[at].tolist(),
-        "position_uuid": [_uuid(u) for u in rows.uuid[at].tolist()],
+        "position_uuid": rows.uuid[at].positions(),
         "ticker": tickers,
         "strategy": [rows.strategies[c] for c in rows.g_codes[at].tolist()],
         "short_window": _windows(n["Short_Window"][at]),
@@ -214,10 +225,6 @@ def _iso_days(days: IntArray) -> list[str | None]:
         dtype=object,
     )
     return list(labels[inverse.reshape(-1)].tolist())
-
-
-def _uuid(value: object) -> str | None:
-    return None if value is None or value != value else str(value).strip() or None
 
 
 def _efficiency(rows: Rows) -> FloatArray:

@@ -261,6 +261,9 @@ class TradeBook:
     numbers_as_text: bool = False
     """Whether the file needed the text-typed read (a repeated header line): the per-trade pass
     reads it the same way."""
+    ids_as_text: bool = False
+    """Whether a Position_UUID was too long for the fixed-width bytes form (`uuids`): the
+    per-trade pass reads the ids as text too."""
 
     @property
     def ticker_symbols(self) -> tuple[str, ...]:

@@ -35,6 +35,7 @@ from discovery.errors import InputError
 from discovery.ingest.columns import NUMBER_COLUMNS, NUMBER_NA, RECORD_NUMBER_COLUMNS, TEXT_NA
 from discovery.ingest.dialect import Dialect, bad_bytes_error
 from discovery.ingest.lines import BOM
+from discovery.ingest.uuids import ids_dtype
 
 _READ_BYTES = 256 * 1024
 _PARSER_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
@@ -131,7 +132,8 @@ class ChunkStream:
     Iterate once; afterwards `sha256` is the snapshot's digest. Raises `InputError` for anything
     pandas cannot parse, `RetryTolerant` when a number needs a second, text-typed look. Number
     columns named in `as_text` are always read as text (the per-trade pass's optional extras,
-    which must never refuse a file the first pass accepted).
+    which must never refuse a file the first pass accepted). Position_UUIDs are read as
+    fixed-width bytes unless `ids_as_text` (see `uuids`).
     """
 
     def __init__(
@@ -142,11 +144,13 @@ class ChunkStream:
         chunk_rows: int,
         *,
         tolerant: bool,
+        ids_as_text: bool = False,
         as_text: tuple[str, ...] = (),
     ) -> None:
         self.path = path
         self.dialect = dialect
         self.tolerant = tolerant
+        self.ids_as_text = ids_as_text
         self.as_text = frozenset(as_text)
         self.chunk_rows = chunk_rows
         self.used = {c: a for c, a in dialect.columns.items() if c in columns}
@@ -158,6 +162,8 @@ class ChunkStream:
             a: number_type if c in _NUMBERS and c not in self.as_text else object
             for c, a in self.used.items()
         }
+        if "Position_UUID" in self.used:
+            dtypes[self.used["Position_UUID"]] = ids_dtype(self.ids_as_text)
         na_values = {a: NUMBER_NA if c in _NUMBERS else TEXT_NA for c, a in self.used.items()}
         return functools.partial(
             pd.read_csv,
@@ -204,7 +210,7 @@ class ChunkStream:
             self.path, delimiter=d.delimiter, header=d.header, size=d.size, fault=fault
         )
 
-    def _chunks(self, open_reader: Any) -> Iterator[pd.DataFrame]:
+    def _chunks(self, open_reader: Any) -> Generator[pd.DataFrame, None, None]:
         """pandas' chunks, with every parser failure turned into one sentence (or a retry)."""
         path = self.path
         iterator: Iterator[pd.DataFrame] | None = None

@@ -30,6 +30,7 @@ from discovery.ingest.columns import REQUIRED_COLUMNS, USED_COLUMNS
 from discovery.ingest.dialect import Dialect, sniff
 from discovery.ingest.models import TradeBook
 from discovery.ingest.stream import ChunkStream, RetryTolerant
+from discovery.ingest.uuids import RetryTextIds
 
 __all__ = [
     "ISSUE_KINDS",
@@ -102,12 +103,18 @@ def ingest(
         raise ValueError("chunk_rows must be at least 1")
     path = Path(path)
     dialect = open_snapshot(path)
-    try:
-        return _read(path, dialect, chunk_rows, as_of, scratch_dir, tolerant=False)
-    except RetryTolerant:
-        # A cell did not parse as a number: re-read with numbers as text to find out whether it
-        # is a repeated header line (skipped, reported) or a bad value (refused with its row).
-        return _read(path, dialect, chunk_rows, as_of, scratch_dir, tolerant=True)
+    tolerant = ids_as_text = False
+    while True:  # at most three reads: each retry switches one of the two flags on for good
+        try:
+            return _read(path, dialect, chunk_rows, as_of, scratch_dir, tolerant, ids_as_text)
+        except RetryTolerant:
+            # A cell did not parse as a number: re-read with numbers as text to find out whether
+            # it is a repeated header line (skipped, reported) or a bad value (refused with its
+            # row).
+            tolerant = True
+        except RetryTextIds:
+            # A Position_UUID filled the fixed width of the fast form: re-read with ids as text.
+            ids_as_text = True
 
 
 def _read(
@@ -116,11 +123,17 @@ def _read(
     chunk_rows: int,
     as_of: date | None,
     scratch: Path | None,
-    *,
     tolerant: bool,
+    ids_as_text: bool,
 ) -> TradeBook:
     book = Accumulator(path, dialect, as_of, scratch)
-    stream = ChunkStream(path, dialect, USED_COLUMNS, chunk_rows, tolerant=tolerant)
-    for chunk in stream:
-        book.add(chunk, tolerant=tolerant)
-    return book.finish(stream.sha256, tolerant=tolerant)
+    stream = ChunkStream(
+        path, dialect, USED_COLUMNS, chunk_rows, tolerant=tolerant, ids_as_text=ids_as_text
+    )
+    try:
+        for chunk in stream:
+            book.add(chunk, tolerant=tolerant)
+        return book.finish(stream.sha256, tolerant=tolerant, ids_as_text=ids_as_text)
+    except BaseException:
+        book.exits.close()  # a refused or retried read leaves no spilled runs behind
+        raise

@@ -1,0 +1,148 @@
+"""Position_UUIDs of one chunk: read as fixed-width bytes, so no Python string is made per row.
+
+Why: a file has one distinct id per row. As text, pandas builds one Python string per row while
+it holds the GIL, and every check then works object by object (concatenate, compare, hash). As
+`S{WIDTH}` bytes pandas copies them into one array without the GIL, and the checks are numpy
+operations over the whole chunk: missing, equal to the id the row implies, and the 8-byte digest
+of the duplicate check. Only the few ids a message or a record quotes become text.
+
+An id of `WIDTH` bytes or more may have been cut, so such a file is read again with the ids as
+text (`RetryTextIds`); `PositionIds` gives the same answers for both forms. pandas does not decode
+bytes, so a chunk's ids are checked to be UTF-8 here (the same sentence as anywhere else).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from discovery.errors import InputError
+from discovery.ingest.columns import BoolArray, IntArray
+
+WIDTH = 64
+"""Bytes per id in the fast form (real ids, `BRK-B_SMA_100_200_2015-01-02`, are ~30)."""
+_LANES = WIDTH // 8
+# Keys drawn once per process: which ids share a digest cannot be known from the file.
+_KEYS = np.frombuffer(secrets.token_bytes(8 * (_LANES + 1)), dtype=np.uint64)
+_MIX = (np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53))
+_SHIFT = np.uint64(33)
+
+
+class RetryTextIds(Exception):
+    """An id filled the fixed width (it may have been cut): read the file again, ids as text."""
+
+
+def ids_dtype(as_text: bool) -> Any:
+    """The dtype pandas reads the Position_UUID column with."""
+    return object if as_text else f"S{WIDTH}"
+
+
+@dataclass(frozen=True)
+class PositionIds:
+    """One chunk's ids: `values` is `S{WIDTH}` bytes (empty = missing) or, when read as text,
+    objects (str, NaN = missing). `missing` is the shared empty-cell mask."""
+
+    values: npt.NDArray[Any]
+    missing: BoolArray
+
+    @classmethod
+    def of(cls, values: npt.NDArray[Any], *, utf8_error: Callable[[], InputError]) -> PositionIds:
+        """The ids pandas read; raises `RetryTextIds` when one may be cut, `utf8_error()` when
+        one is not UTF-8 (pandas checks text columns, not bytes)."""
+        if values.dtype.kind != "S":
+            return cls(values, np.asarray(pd.isna(values), dtype=bool))
+        values = np.ascontiguousarray(values)
+        grid = values.view(np.uint8).reshape(len(values), WIDTH)
+        if grid[:, -1].any():
+            raise RetryTextIds
+        high = np.flatnonzero((grid >= 0x80).any(axis=1))
+        for i in high.tolist():  # rare: ids with non-ASCII characters
+            try:
+                values[i].decode("utf-8")
+            except UnicodeDecodeError:
+                raise utf8_error() from None
+        return cls(values, grid[:, 0] == 0)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, select: BoolArray | IntArray) -> PositionIds:
+        return PositionIds(self.values[select], self.missing[select])
+
+    @property
+    def as_bytes(self) -> bool:
+        return self.values.dtype.kind == "S"
+
+    def written(self, i: int) -> str:
+        """Row `i`'s id as written ('' when missing)."""
+        value = self.values[i]
+        if self.missing[i]:
+            return ""
+        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+    def position(self, i: int) -> str | None:
+        """Row `i`'s id for the report: trimmed; None when missing or blank."""
+        return self.written(i).strip() or None
+
+    def positions(self) -> list[str | None]:
+        """Every row's id for the report, as `position` gives it (one list, no per-row lookup)."""
+        if self.as_bytes:  # tolist() drops the fixed width's trailing NULs
+            ids = [b.decode("utf-8") for b in self.values.tolist()]
+        else:
+            ids = [str(v) for v in self.values.tolist()]
+        return [
+            None if m else i.strip() or None
+            for i, m in zip(ids, self.missing.tolist(), strict=True)
+        ]
+
+    def is_header(self, name: str, among: BoolArray) -> BoolArray:
+        """Rows of `among` whose id, trimmed, is `name` (the header's: a repeated header line)."""
+        found = np.zeros(len(self), dtype=bool)
+        for i in np.flatnonzero(among & ~self.missing).tolist():
+            found[i] = self.written(i).strip() == name
+        return found
+
+    def equals_joined(self, parts: Sequence[tuple[Sequence[str], IntArray]]) -> BoolArray:
+        """Per row, whether the id is the concatenation of `labels[codes[row]]` over `parts`
+        (built per distinct label, joined per row by numpy's string add)."""
+        joined: npt.NDArray[Any] | None = None
+        for labels, codes in parts:
+            if self.as_bytes:
+                table = np.array([label.encode("utf-8") for label in labels] or [b""], dtype="S")
+            else:
+                table = np.array(list(labels) or [""], dtype=object)
+            piece = table[codes]
+            joined = piece if joined is None else joined + piece
+        if joined is None:
+            return np.zeros(len(self), dtype=bool)
+        return np.asarray(joined == self.values, dtype=bool) & ~self.missing
+
+    def digests(self) -> IntArray:
+        """An 8-byte digest of each present id (in row order), as the duplicate check keeps."""
+        present = self.values[~self.missing]
+        if not self.as_bytes:
+            return np.fromiter(map(hash, present), dtype=np.int64, count=len(present))
+        return _mix(np.ascontiguousarray(present).view(np.uint64).reshape(len(present), _LANES))
+
+
+def _mix(lanes: npt.NDArray[np.uint64]) -> IntArray:
+    """Each row's eight words folded through murmur3's 64-bit finalizer (a bijection), with a
+    per-process key per word: rows that differ in one word never collide; others about 2⁻⁶⁴."""
+    state = np.full(len(lanes), _KEYS[-1], dtype=np.uint64)
+    word = np.empty_like(state)
+    for j in range(_LANES):
+        np.add(lanes[:, j], _KEYS[j], out=word)
+        state ^= word
+        for multiplier in _MIX:
+            np.right_shift(state, _SHIFT, out=word)
+            state ^= word
+            state *= multiplier
+        np.right_shift(state, _SHIFT, out=word)
+        state ^= word
+    return np.asarray(state.view(np.int64), dtype=np.int64)
