@@ -391,10 +391,11 @@ class DuplicateIds:
         ordered = digests[order]
         later = np.zeros(len(ordered), dtype=bool)
         later[1:] = ordered[1:] == ordered[:-1]  # a later copy within this chunk
-        if later.any():  # rare: the copies of one id must be ranked in row order (stable)
-            order = np.argsort(digests, kind="stable")
-            ordered = digests[order]
-            later[1:] = ordered[1:] == ordered[:-1]
+        if later.any():  # the sort is not stable: rank each id's copies in row order
+            copies = later.copy()
+            copies[:-1] |= later[1:]
+            at = np.flatnonzero(copies)
+            order[at] = order[at][np.lexsort((order[at], ordered[at]))]
         for run in self._runs:
             at = np.minimum(np.searchsorted(run, ordered), len(run) - 1)
             later |= run[at] == ordered

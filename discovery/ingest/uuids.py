@@ -32,6 +32,7 @@ _LANES = WIDTH // 8
 _KEYS = np.frombuffer(secrets.token_bytes(8 * (_LANES + 1)), dtype=np.uint64)
 _MIX = (np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53))
 _SHIFT = np.uint64(33)
+_HIGH_BITS = np.uint64(0x8080808080808080)  # a byte of a non-ASCII character has its top bit set
 
 
 class RetryTextIds(Exception):
@@ -61,12 +62,14 @@ class PositionIds:
         grid = values.view(np.uint8).reshape(len(values), WIDTH)
         if grid[:, -1].any():
             raise RetryTextIds
-        high = np.flatnonzero((grid >= 0x80).any(axis=1))
-        for i in high.tolist():  # rare: ids with non-ASCII characters
-            try:
-                values[i].decode("utf-8")
-            except UnicodeDecodeError:
-                raise utf8_error() from None
+        lanes = values.view(np.uint64).reshape(len(values), _LANES)
+        if np.bitwise_or.reduce(lanes, axis=None, initial=np.uint64(0)) & _HIGH_BITS:
+            high = np.flatnonzero((np.bitwise_or.reduce(lanes, axis=1) & _HIGH_BITS) != 0)
+            for i in high.tolist():  # rare: ids with non-ASCII characters
+                try:
+                    values[i].decode("utf-8")
+                except UnicodeDecodeError:
+                    raise utf8_error() from None
         return cls(values, grid[:, 0] == 0)
 
     def __len__(self) -> int:
