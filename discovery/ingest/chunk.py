@@ -1,11 +1,11 @@
 """One chunk of rows, decoded: every column typed, every per-value decision made once.
 
-Text columns have few distinct values per chunk (tickers, statuses, dates), so they are
-factorized and each decision (normalize, validate, parse a date) is made on the distinct values
+Text columns have few distinct values per chunk (tickers, statuses, dates): pandas reads them as
+categories, so each decision (normalize, validate, parse a date) is made on the distinct values
 only, then broadcast back through the codes. A value that cannot be used refuses the file here
 (`InputError`: file, row, column, at most ~80 characters of the value); blank lines and repeated
 header lines are screened out first. The decoder keeps only what must carry across chunks: the
-spellings learned for hinted columns, and the ticker and strategy ids.
+ticker and strategy ids.
 """
 
 from __future__ import annotations
@@ -42,8 +42,6 @@ CLOSED, OPEN, UNKNOWN = 0, 1, 2
 LONG, SHORT = 0, 1
 _STATUS_CLASSES = {"closed": CLOSED, "open": OPEN, "active": OPEN}
 _DIRECTIONS = {"long": LONG, "short": SHORT}
-_HINTED = frozenset({"Status", "Direction", "Strategy_Type"})
-_MAX_HINTS = 6
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 Labels = list[str | None]
@@ -92,10 +90,6 @@ class Decoder:
         self.path = path
         self.dialect = dialect
         self.has = frozenset(c for c in dialect.columns if c in columns)
-        self.hints: dict[str, tuple[str, ...]] = {
-            "Status": ("Closed", "Open"),
-            "Direction": ("Long", "Short"),
-        }
         self.ticker_ids: dict[str, int] = {}
         self.strategy_ids: dict[str, int] = {}
         self.skipped_rows = 0
@@ -199,13 +193,7 @@ class Decoder:
     # -- steps ------------------------------------------------------------------------------
 
     def _codes(self, frame: pd.DataFrame, column: str) -> tuple[IntArray, Labels]:
-        values = frame[column] if column in self.has else None
-        hints = self.hints.get(column, ())
-        codes, labels = factorize(values, len(frame), hints)
-        if column in _HINTED and labels[:-1] != list(hints) and len(labels) <= _MAX_HINTS:
-            # Learn this file's spellings (e.g. its strategy names) for the next chunks.
-            self.hints[column] = tuple(label for label in labels if label is not None)
-        return codes, labels
+        return factorize(frame[column] if column in self.has else None, len(frame))
 
     def _ids(self, frame: pd.DataFrame) -> npt.NDArray[Any]:
         column = "Position_UUID"
@@ -368,31 +356,39 @@ class Decoder:
 # Per-value helpers.
 
 
-def factorize(
-    values: pd.Series | None, length: int, hints: Sequence[str] = ()
-) -> tuple[IntArray, Labels]:
-    """Codes and trimmed labels; a missing or blank cell gets the label None (never code -1).
+def factorize(values: pd.Series | None, length: int) -> tuple[IntArray, Labels]:
+    """Codes and trimmed labels, in order of first appearance; a missing or blank cell gets the
+    label None (never code -1), and the last label is always None.
 
-    `hints` are the spellings expected for a column with very few values (`Closed`, `Open`):
-    comparing against them is ~3x cheaper than hashing every cell; any other value falls back
-    to a full factorize.
+    A category column (as pandas reads the label columns) is factorized through its small
+    integer codes, so only the categories the chunk uses become labels (a chunk cut down to its
+    trade rows no longer has the header's "Ticker", say).
     """
     if values is None:
         return np.zeros(length, dtype=np.int64), [None]
-    if hints:
-        array = values.to_numpy(dtype=object)
-        hinted = np.full(length, -1, dtype=np.int64)
-        for code, hint in enumerate(hints):
-            hinted[array == hint] = code
-        if not (hinted < 0).any():
-            return hinted, [*hints, None]
-    raw_codes, raw_uniques = pd.factorize(values.to_numpy(dtype=object))
-    codes, uniques = np.asarray(raw_codes, dtype=np.int64), list(raw_uniques)
-    labels: Labels = [str(u).strip() or None for u in uniques]
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        raw_codes, used = pd.factorize(np.asarray(values.cat.codes.to_numpy(), dtype=np.int64))
+        used = np.asarray(used, dtype=np.int64)
+        categories = values.cat.categories
+        uniques: list[object] = [np.nan if u < 0 else categories[u] for u in used.tolist()]
+    else:
+        raw_codes, found = pd.factorize(values.to_numpy(dtype=object))
+        uniques = list(found)
+    codes = np.asarray(raw_codes, dtype=np.int64)
+    present = [not _is_na(u) for u in uniques]
+    labels: Labels = [str(u).strip() or None for u, p in zip(uniques, present, strict=True) if p]
+    if not all(present):  # renumber so that the missing cells share the trailing None
+        remap = np.cumsum(present, dtype=np.int64) - 1
+        remap[~np.asarray(present, dtype=bool)] = len(labels)
+        codes = remap[codes]
     if (codes < 0).any():
         codes = np.where(codes < 0, len(labels), codes)
     labels.append(None)
     return codes, labels
+
+
+def _is_na(value: object) -> bool:
+    return isinstance(value, float) and math.isnan(value)
 
 
 def missing(codes: IntArray, labels: Sequence[str | None]) -> BoolArray:

@@ -17,8 +17,7 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "Entry_Timestamp",
     "Status",
 )
-TEXT_COLUMNS: tuple[str, ...] = (
-    "Position_UUID",
+LABEL_COLUMNS: tuple[str, ...] = (
     "Ticker",
     "Strategy_Type",
     "Entry_Timestamp",
@@ -26,6 +25,9 @@ TEXT_COLUMNS: tuple[str, ...] = (
     "Direction",
     "Status",
 )
+"""Text with few distinct values per chunk: pandas reads them as categories (codes made while it
+parses, without the GIL, and one Python string per distinct value)."""
+TEXT_COLUMNS: tuple[str, ...] = ("Position_UUID", *LABEL_COLUMNS)
 NUMBER_COLUMNS: tuple[str, ...] = (
     "Short_Window",
     "Long_Window",

@@ -32,7 +32,13 @@ import numpy as np
 import pandas as pd
 
 from discovery.errors import InputError
-from discovery.ingest.columns import NUMBER_COLUMNS, NUMBER_NA, RECORD_NUMBER_COLUMNS, TEXT_NA
+from discovery.ingest.columns import (
+    LABEL_COLUMNS,
+    NUMBER_COLUMNS,
+    NUMBER_NA,
+    RECORD_NUMBER_COLUMNS,
+    TEXT_NA,
+)
 from discovery.ingest.dialect import Dialect, bad_bytes_error
 from discovery.ingest.lines import BOM
 from discovery.ingest.uuids import ids_dtype
@@ -41,6 +47,7 @@ _READ_BYTES = 256 * 1024
 _PARSER_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 _PARSER_EOF = re.compile(r"EOF inside string starting at row (\d+)")
 _NUMBERS = frozenset(NUMBER_COLUMNS + RECORD_NUMBER_COLUMNS)
+_LABELS = frozenset(LABEL_COLUMNS)
 _END = object()
 T = TypeVar("T")
 
@@ -162,6 +169,9 @@ class ChunkStream:
             a: number_type if c in _NUMBERS and c not in self.as_text else object
             for c, a in self.used.items()
         }
+        for c, a in self.used.items():
+            if c in _LABELS:
+                dtypes[a] = "category"
         if "Position_UUID" in self.used:
             dtypes[self.used["Position_UUID"]] = ids_dtype(self.ids_as_text)
         na_values = {a: NUMBER_NA if c in _NUMBERS else TEXT_NA for c, a in self.used.items()}
