@@ -153,9 +153,11 @@ class Accumulator:
         self.exits.add(rows.exit_stamp[curve], rows.rows[curve], rows.gid[curve], pnl[curve])
         exited = np.flatnonzero(out.closed & (rows.exit_day != NO_DAY))
         if len(exited):
-            months = rows.exit_day[exited].astype("datetime64[D]").astype("datetime64[M]")
+            # months per distinct exit label (a calendar conversion), then per row by its code
+            month_lut = rows.exit_lut.astype("datetime64[D]").astype("datetime64[M]")
+            months = month_lut.astype(np.int64)[rows.x_codes[exited]]
             self.by_month.add(
-                pack(months.astype(np.int64), rows.gid[exited]),
+                pack(months, rows.gid[exited]),
                 {
                     "closed": None,
                     "wins": out.win[exited],

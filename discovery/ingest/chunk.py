@@ -69,6 +69,7 @@ class Rows:
     e_codes: IntArray
     entry_lut: IntArray
     entry_day: IntArray
+    exit_lut: IntArray
     exit_day: IntArray
     exit_stamp: IntArray  # ns since the epoch as written (NO_DAY when absent): the exit order
     x_codes: IntArray
@@ -166,6 +167,7 @@ class Decoder:
             e_codes=e_codes,
             entry_lut=entry_lut,
             entry_day=entry_lut[e_codes],
+            exit_lut=exit_lut,
             exit_day=exit_lut[x_codes],
             exit_stamp=exit_ns[x_codes],
             x_codes=x_codes,

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from discovery.ingest.analytics import UNKNOWN_CURRENCY
 from discovery.ingest.columns import FloatArray, IntArray
@@ -145,8 +146,7 @@ class ExitOrder:
         if not pending:
             return np.zeros(0, _RECORD)
         stamps, rows, gids, pnls = (np.concatenate(column) for column in zip(*pending, strict=True))
-        # Rows arrive in file order, so a stable sort by timestamp is the (timestamp, row) order.
-        order = np.argsort(stamps, kind="stable")
+        order = _exit_order(stamps)
         run = np.empty(len(order), dtype=_RECORD)
         run["stamp"], run["row"], run["gid"], run["pnl"] = (
             stamps[order],
@@ -184,6 +184,18 @@ class ExitOrder:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp, self._files = None, []
+
+
+def _exit_order(stamps: IntArray) -> IntArray:
+    """The stable order of `stamps`: rows arrive in file order, so it is the (timestamp, row)
+    order. Exits fall on few distinct moments (days, mostly), so the stamps are ranked first and
+    the ranks sorted as 16-bit keys, which numpy radix-sorts (~3x faster than a merge sort)."""
+    codes, uniques = pd.factorize(stamps)
+    if len(uniques) > np.iinfo(np.int16).max:
+        return np.asarray(np.argsort(stamps, kind="stable"), dtype=np.int64)
+    rank = np.empty(len(uniques), dtype=np.int16)
+    rank[np.argsort(uniques)] = np.arange(len(uniques), dtype=np.int16)
+    return np.asarray(np.argsort(rank[codes], kind="stable"), dtype=np.int64)
 
 
 class _Reader:
