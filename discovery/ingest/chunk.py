@@ -371,8 +371,9 @@ def factorize(values: pd.Series | None, length: int) -> tuple[IntArray, Labels]:
     if isinstance(values.dtype, pd.CategoricalDtype):
         raw_codes, used = pd.factorize(np.asarray(values.cat.codes.to_numpy(), dtype=np.int64))
         used = np.asarray(used, dtype=np.int64)
-        categories = values.cat.categories
-        uniques: list[object] = [np.nan if u < 0 else categories[u] for u in used.tolist()]
+        # One gather over the chunk's categories, not one Index lookup per label.
+        table = np.append(np.asarray(values.cat.categories, dtype=object), np.nan)
+        uniques: list[object] = table[used].tolist()  # code -1 (missing) takes the trailing NaN
     else:
         raw_codes, found = pd.factorize(values.to_numpy(dtype=object))
         uniques = list(found)
