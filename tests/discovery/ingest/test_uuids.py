@@ -49,7 +49,7 @@ def test_an_id_that_fills_the_width_is_read_again_as_text(
     ]
     assert book.active_positions[0].position_uuid == rows[3]["Position_UUID"]
     records = list(iter_closed_trades(book, chunk_rows=2))
-    assert [r.position_uuid for r in records] == [r["Position_UUID"] for r in rows[:3]]
+    assert [r["position_uuid"] for r in records] == [r["Position_UUID"] for r in rows[:3]]
 
 
 def test_non_ascii_ids_are_compared_and_quoted_as_text(tmp_path: Path) -> None:
