@@ -27,8 +27,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-import psutil
-
 from services.coord.keys import flight_key
 
 if TYPE_CHECKING:
@@ -71,6 +69,8 @@ def _token() -> str:
 
 def _this_process() -> str:
     """`pid:start time` of this process: who owns a machine-wide lease."""
+    import psutil  # on the first lease, not on import: a warm run takes none
+
     try:
         return f"{os.getpid()}:{psutil.Process().create_time():.3f}"
     except psutil.Error:
@@ -86,6 +86,8 @@ def owner_alive(owner: str) -> bool:
     pid = int(pid_text)
     if pid == os.getpid():
         return True
+    import psutil
+
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
