@@ -158,7 +158,11 @@ class MachineFlight:
     def __init__(self, db: StateDB, *, wall: Callable[[], float] = time.time) -> None:
         self._db = db
         self._wall = wall
+        self._owner = ""  # `pid:start time`, read on the first lease (psutil)
+
+    def _set_owner(self) -> str:
         self._owner = _this_process()
+        return self._owner
 
     def _live_row(self, db: sqlite3.Connection, key: str, now: float) -> bool:
         row = db.execute("SELECT expires, owner FROM leases WHERE key=?", (key,)).fetchone()
@@ -177,7 +181,7 @@ class MachineFlight:
                 "INSERT INTO leases (key, token, expires, owner) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET token = excluded.token, "
                 "expires = excluded.expires, owner = excluded.owner",
-                (key, lease.token, now + ttl, self._owner),
+                (key, lease.token, now + ttl, self._owner or self._set_owner()),
             )
             return lease
 
