@@ -67,14 +67,14 @@ def canonical_json(payload: Any) -> str:
     try:
         fast = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
         # orjson writes NaN/Infinity as null: only output that has a null can hide one.
-        if b"null" not in fast or not _has_special_floats(payload):
+        if b"null" not in fast or not has_special_floats(payload):
             return fast.decode("utf-8")
     except (orjson.JSONEncodeError, TypeError):
         pass
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _has_special_floats(value: Any) -> bool:
+def has_special_floats(value: Any) -> bool:
     """NaN/Infinity anywhere in a JSON tree (orjson would write them as null)."""
     stack = [value]
     while stack:  # iterative: a deep tree must not hit the recursion limit

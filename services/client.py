@@ -49,11 +49,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.cookiejar import Cookie, CookieJar
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import httpx
-from tenacity import RetryCallState
 
 from services import redact
 from services._common import default_verdict
@@ -92,6 +91,9 @@ from services.quota import QuotaLedger, next_utc_midnight
 from services.redact import install_log_redaction
 from services.retry import parse_retry_after, retrying
 from services.spec import Reply, ServiceRequest, Verdict
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 log = logging.getLogger("tradescout.services")
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class PriceBar:
-    """One daily (or intraday) bar; any field the upstream left null stays None."""
+class PriceBar(NamedTuple):
+    """One daily (or intraday) bar; any field the upstream left null stays None.
+
+    A NamedTuple, not a frozen dataclass: a 500-ticker report builds about a million of them,
+    and a tuple is built three times faster (equally immutable)."""
 
     date: date
     open: float | None

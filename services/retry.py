@@ -14,8 +14,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 
-from tenacity import AsyncRetrying, RetryCallState, wait_random_exponential
+if TYPE_CHECKING:
+    # tenacity (and the tornado it probes for) loads with the first request: a warm run sends none.
+    from tenacity import AsyncRetrying, RetryCallState
 
 from services.errors import CircuitOpen, MalformedBody, RateLimitedAttempt, TransientFailure
 
@@ -60,6 +63,8 @@ class _Wait:
     """Full jitter, but never less than what the server asked for."""
 
     def __init__(self, base: float, cap: float) -> None:
+        from tenacity import wait_random_exponential
+
         self._jitter = wait_random_exponential(multiplier=base, max=cap)
 
     def __call__(self, state: RetryCallState) -> float:
@@ -94,6 +99,8 @@ def retrying(
     before_sleep: Callable[[RetryCallState], None] | None = None,
 ) -> AsyncRetrying:
     """A tenacity controller for one request; the injected `sleep` makes waits testable."""
+    from tenacity import AsyncRetrying
+
     return AsyncRetrying(
         sleep=sleep,
         stop=_Stop(max(1, max_attempts), max_total_delay),

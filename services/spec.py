@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from cache.keys import derive_key
@@ -132,9 +133,25 @@ class ServiceRequest:
 
     def cache_key(self, upstream: str = "live") -> str:
         """The request's cache key: derived from dataset + path + public params only."""
-        return derive_key(
-            self.service, self.dataset, {"_path": self.path, **self.params}, upstream=upstream
-        )
+        try:
+            return _key_of(
+                self.service, self.dataset, self.path, tuple(self.params.items()), upstream
+            )
+        except TypeError:  # an unhashable param value: derived without the memo
+            return _derive(self.service, self.dataset, self.path, self.params, upstream)
+
+
+def _derive(service: str, dataset: str, path: str, params: Mapping[str, str], upstream: str) -> str:
+    return derive_key(service, dataset, {"_path": path, **params}, upstream=upstream)
+
+
+@lru_cache(maxsize=16_384)
+def _key_of(
+    service: str, dataset: str, path: str, params: tuple[tuple[str, str], ...], upstream: str
+) -> str:
+    """Memoized: a run asks each request's key several times (plan, fetch, assembly), and
+    deriving one (sorting, quoting, maybe hashing the params) is the planner's main cost."""
+    return _derive(service, dataset, path, dict(params), upstream)
 
 
 Origin = Literal["cache", "network", "stale"]

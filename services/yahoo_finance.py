@@ -97,6 +97,30 @@ def _column(block: Any, name: str, length: int) -> list[Any]:
     return [*values[:length], *([None] * (length - len(values)))]
 
 
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+_EXACT = 2**53  # below it an int survives as_int's float round trip unchanged
+
+
+def _day(seconds: int) -> date:
+    """The UTC calendar day of epoch `seconds` (what fromtimestamp(..., UTC).date() gives)."""
+    return date.fromordinal(_EPOCH_DAY + seconds // 86_400)
+
+
+def _floats(values: list[Any], kept: list[int]) -> list[float | None]:
+    """`as_float` of the kept values, finite floats (nearly all of them) passed straight."""
+    return [
+        v if type(v) is float and v - v == 0.0 else as_float(v)
+        for v in map(values.__getitem__, kept)
+    ]
+
+
+def _ints(values: list[Any], kept: list[int]) -> list[int | None]:
+    return [
+        v if type(v) is int and -_EXACT < v < _EXACT else as_int(v)
+        for v in map(values.__getitem__, kept)
+    ]
+
+
 def parse_chart(
     payload: Any, *, since: date | None = None, until: date | None = None
 ) -> PriceHistory:
@@ -127,42 +151,46 @@ def parse_chart(
     )
     adjcloses = _column(adj_block, "adjclose", n)
     offset = as_int(meta.get("gmtoffset")) or 0
-    cutoff = None
+    lo = hi = None
     if since is not None:
-        cutoff = int(datetime(since.year, since.month, since.day, tzinfo=UTC).timestamp())
-    last = None
+        lo = int(datetime(since.year, since.month, since.day, tzinfo=UTC).timestamp())
     if until is not None:
         after = until + timedelta(days=1)
-        last = int(datetime(after.year, after.month, after.day, tzinfo=UTC).timestamp())
-    bars = []
+        hi = int(datetime(after.year, after.month, after.day, tzinfo=UTC).timestamp())
+    # Column-wise over the kept bars only (a 500-ticker warm run converts ~1M bars here).
+    kept: list[int] = []
+    days: list[date] = []
     for i, stamp in enumerate(stamps):
         if type(stamp) is int:
-            if cutoff is not None and stamp + offset < cutoff:
+            local = stamp + offset
+            if (lo is not None and local < lo) or (hi is not None and local >= hi):
                 continue
-            if last is not None and stamp + offset >= last:
+        else:
+            seconds = as_int(stamp)
+            if seconds is None:
                 continue
-        seconds = as_int(stamp)
-        if seconds is None:
-            continue
-        day = datetime.fromtimestamp(seconds + offset, tz=UTC).date()
-        bars.append(
-            PriceBar(
-                date=day,
-                open=as_float(opens[i]),
-                high=as_float(highs[i]),
-                low=as_float(lows[i]),
-                close=as_float(closes[i]),
-                adjclose=as_float(adjcloses[i]),
-                volume=as_int(volumes[i]),
-            )
+            local = seconds + offset
+        kept.append(i)
+        days.append(_day(local))
+    bars = tuple(
+        map(
+            PriceBar,
+            days,
+            _floats(opens, kept),
+            _floats(highs, kept),
+            _floats(lows, kept),
+            _floats(closes, kept),
+            _floats(adjcloses, kept),
+            _ints(volumes, kept),
         )
+    )
     return PriceHistory(
         symbol=str(meta["symbol"]).upper(),
         currency=as_str(meta.get("currency")),
         exchange=as_str(meta.get("exchangeName")),
         instrument_type=as_str(meta.get("instrumentType")),
         regular_market_price=as_float(meta.get("regularMarketPrice")),
-        bars=tuple(bars),
+        bars=bars,
     )
 
 

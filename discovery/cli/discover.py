@@ -10,14 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from discovery.cli.common import (
     EXIT_OK,
@@ -40,6 +32,8 @@ from discovery.plan.needs import TIMEFRAMES
 from discovery.settings import Settings
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from discovery.runs.cluster import Placement
 
 
@@ -54,6 +48,14 @@ class ProgressView:
 
     def __enter__(self) -> ProgressView:
         if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             self._progress = Progress(
                 TextColumn("{task.description:<14}"),
                 BarColumn(),

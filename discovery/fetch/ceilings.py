@@ -19,9 +19,8 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Protocol
 
-import psutil
-
 _MB = 1024 * 1024
+_PAGE = resource.getpagesize()
 
 
 class Level(StrEnum):
@@ -31,7 +30,18 @@ class Level(StrEnum):
 
 
 def current_rss_mb() -> float:
-    """Resident set size of this process now, in MiB."""
+    """Resident set size of this process now, in MiB.
+
+    On Linux one read of /proc/self/statm (what psutil reads too, without its ~15 ms import,
+    a third of a warm run's own work); psutil elsewhere.
+    """
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE / _MB
+    except (OSError, ValueError, IndexError):
+        pass
+    import psutil
+
     return float(psutil.Process().memory_info().rss) / _MB
 
 

@@ -27,8 +27,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-import psutil
-
 from services.coord.keys import flight_key
 
 if TYPE_CHECKING:
@@ -71,6 +69,8 @@ def _token() -> str:
 
 def _this_process() -> str:
     """`pid:start time` of this process: who owns a machine-wide lease."""
+    import psutil  # on the first lease, not on import: a warm run takes none
+
     try:
         return f"{os.getpid()}:{psutil.Process().create_time():.3f}"
     except psutil.Error:
@@ -86,6 +86,8 @@ def owner_alive(owner: str) -> bool:
     pid = int(pid_text)
     if pid == os.getpid():
         return True
+    import psutil
+
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
@@ -156,7 +158,11 @@ class MachineFlight:
     def __init__(self, db: StateDB, *, wall: Callable[[], float] = time.time) -> None:
         self._db = db
         self._wall = wall
+        self._owner = ""  # `pid:start time`, read on the first lease (psutil)
+
+    def _set_owner(self) -> str:
         self._owner = _this_process()
+        return self._owner
 
     def _live_row(self, db: sqlite3.Connection, key: str, now: float) -> bool:
         row = db.execute("SELECT expires, owner FROM leases WHERE key=?", (key,)).fetchone()
@@ -175,7 +181,7 @@ class MachineFlight:
                 "INSERT INTO leases (key, token, expires, owner) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET token = excluded.token, "
                 "expires = excluded.expires, owner = excluded.owner",
-                (key, lease.token, now + ttl, self._owner),
+                (key, lease.token, now + ttl, self._owner or self._set_owner()),
             )
             return lease
 
