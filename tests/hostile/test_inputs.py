@@ -188,6 +188,24 @@ def test_a_symlink_out_of_the_data_root_is_skipped_and_listed(root: Path, tmp_pa
     assert "TOPSECRET" not in proc.stdout
 
 
+def test_a_symlink_out_of_the_data_root_never_reaches_the_report(
+    root: Path, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.md"
+    secret.write_text("**Recommendation**: BUY\nTOPSECRET-CONTENT\n", encoding="utf-8")
+    (fundamental_dir(root) / "AAA_20260101.md").symlink_to(secret)
+    proc = run_cli(["discover", "p", "--offline", "--data-root", str(root)], cwd=root.parent)
+    assert proc.returncode == 3, proc.stderr  # offline: every fetch is a gap
+    (report,) = (root / "outputs" / "trade_history" / "discovery").glob("*.json")
+    text = report.read_text(encoding="utf-8")
+    assert "TOPSECRET" not in text and "TOPSECRET" not in proc.stdout + proc.stderr
+    section = json.loads(text)["local_data_integration"]["fundamental_analysis"]
+    assert section["tickers"]["AAA"] is None
+    assert section["skipped_files"] == [
+        {"file": "outputs/fundamental_analysis/AAA_20260101.md", "reason": "outside_data_root"}
+    ]
+
+
 def test_odd_names_are_skipped_with_a_note_never_a_crash(root: Path) -> None:
     folder = fundamental_dir(root)
     os.symlink("loop_b.md", folder / "AAA_20260101.md")  # a link to a link to itself
@@ -243,6 +261,16 @@ def test_a_portfolio_name_too_long_for_a_file_name(root: Path) -> None:
     assert "too long" in err and "200 characters" in err
 
 
+def test_a_portfolio_file_whose_name_is_too_long_for_its_report(root: Path) -> None:
+    trades = root / "raw" / "trade_history"
+    (trades / "p.csv").rename(trades / ("p" * 245 + ".csv"))  # the report name would be > 255
+    before = listing(root)
+    proc = run_cli(["discover", "p" * 245, "--offline", "--data-root", str(root)], cwd=root.parent)
+    err = one_sentence(proc)
+    assert "is too long" in err and "200 characters" in err and "(245 characters)" in err
+    assert listing(root) == before
+
+
 @pytest.mark.parametrize(
     ("toml", "says"),
     [
@@ -294,6 +322,7 @@ def test_garbage_services_json_in_the_environment(root: Path) -> None:
         ("--memory-limit-mb", "-5", "from 16 to 1,048,576"),
         ("--memory-limit-mb", "9999999999", "from 16 to 1,048,576"),
         ("--max-concurrency", "0", "from 1 to 256"),
+        ("--max-concurrency", "-3", "from 1 to 256"),
     ],
 )
 def test_out_of_range_flags_get_one_sentence(root: Path, flag: str, value: str, says: str) -> None:
