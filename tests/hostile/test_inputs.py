@@ -236,11 +236,22 @@ def test_a_4gb_sparse_file_is_refused_without_being_read(root: Path) -> None:
     assert "AAA_20260101.md" in err and "2 MB" in err
 
 
-def test_200000_headings_parse_in_linear_time() -> None:
-    text = "## Recommendation: maybe\n### Sub\n" * 100_000
+def _parse_seconds(text: str) -> float:
     started = time.perf_counter()
+    parse_fundamental(text)
+    return time.perf_counter() - started
+
+
+def test_200000_headings_parse_in_linear_time() -> None:
+    # Linear, measured against itself (a loaded CI machine slows both alike): ten times the
+    # headings take about ten times as long, where the quadratic parser took a hundred (135 s).
+    unit = "## Recommendation: maybe\n### Sub\n"
+    small = min(_parse_seconds(unit * 10_000) for _ in range(3))
+    text = unit * 100_000
+    big = min(_parse_seconds(text) for _ in range(2))
+    assert big < 30 * small + 0.2, (big, small)
+    assert big < 10.0
     facts = parse_fundamental(text)
-    assert time.perf_counter() - started < 1.0
     assert facts.recommendation is None
     assert len(facts.warnings) == 21 and facts.warnings[-1].endswith("more warnings not listed")
 
