@@ -287,8 +287,9 @@ class UpstreamEndpoint:
             )
         elif mode == "deep":
             await hostile.deep(send)
-        elif mode == "nonfinite":
-            await send_reply(send, hostile.nonfinite(self.answer(service, call)))
+        elif mode == "nonfinite":  # the normal answer (a Yahoo cookie or crumb too), numbers spoilt
+            normal = self.state.defences.refuse(service, call) or self.answer(service, call)
+            await send_reply(send, hostile.nonfinite(normal))
 
     async def _hang(self, receive: Receive) -> str:
         """Hold the request for `timeout_s`: "elapsed", "client_left" or "released" (stopping)."""

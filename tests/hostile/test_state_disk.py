@@ -318,6 +318,10 @@ def test_discover_on_a_small_full_file_system_ends_in_a_sentence_or_gaps(
         else:
             assert "could not be written" in done.stderr and "disk full" in done.stderr
         assert leftovers(root) == []
+        shutil.copytree(root, tmp_path / "copy", symlinks=True)  # verified with room to spare
+    verify = run_cli(["cache", "verify", "--data-root", str(tmp_path / "copy")], cwd=tmp_path)
+    assert verify.returncode == 0, verify.stdout + verify.stderr  # no namespace left damaged
+    assert not (tmp_path / "copy" / "cache" / "_quarantine").exists()
 
 
 # -- a damaged state/ ------------------------------------------------------------------------------

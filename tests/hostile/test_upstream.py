@@ -5,6 +5,7 @@ and memory — and no credential ever reaches another origin."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -151,6 +152,62 @@ async def test_a_trickling_service_ends_within_the_deadline(
         elapsed = time.monotonic() - started
     assert error.reason == "bad_response" and "too slow" in error.detail
     assert elapsed < 3.0  # one deadline, not a retry per trickle
+
+
+class HeaderTrickler:
+    """A loopback origin that sends its status line and headers a byte at a time, forever:
+    every read succeeds, so only a deadline for the whole request can end it."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.stop = threading.Event()
+        self.interval = interval
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" + b"x-pad: " + b"a" * 10_000
+        with conn:
+            for byte in head:
+                if self.stop.wait(self.interval):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+async def test_trickled_headers_end_within_the_deadline(tmp_path: Path) -> None:
+    trickler = HeaderTrickler()
+    configs = {
+        name: sandbox_config(name, trickler.url, rate_per_second=200.0, timeout_seconds=0.5)
+        for name in SPECS
+    }
+    hub = ServiceHub(
+        configs, DiskCache(tmp_path / "cache", clock=utcnow), tmp_path / "state", sleep=no_sleep
+    )
+    try:
+        started = time.monotonic()
+        async with hub:
+            error = await outcome(hub, GROWTH)
+        elapsed = time.monotonic() - started
+    finally:
+        trickler.close()
+    assert error.reason == "bad_response" and "too slow" in error.detail
+    assert elapsed < 3.0  # one deadline per request, not one per read
 
 
 async def test_a_stalled_service_owes_gaps_not_silence(tmp_path: Path) -> None:
