@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from services.registry import SPECS
 from services.sandbox.portfolios import write_trades_csv
 from services.sandbox.server import SandboxServer
 from services.sandbox.universe import equity_symbols
+from tests.conftest import RedisServer
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 PORTFOLIOS = 12
@@ -41,56 +41,6 @@ LATENCY_MS = 50.0
 def cli() -> list[str]:
     exe = Path(sys.executable).with_name("tradescout")
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "discovery.cli"]
-
-
-class Redis:
-    """A throwaway redis-server on a free loopback port (no persistence)."""
-
-    def __init__(self, directory: Path) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = int(probe.getsockname()[1])
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        binary = shutil.which("redis-server")
-        assert binary is not None
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--dir",
-                str(directory),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--loglevel",
-                "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    def flush(self) -> None:
-        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as conn:
-            conn.sendall(b"FLUSHALL\r\n")
-            conn.recv(16)
-
-    def stop(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=10)
 
 
 def make_root(tmp: Path, name: str) -> Path:
@@ -111,7 +61,7 @@ def stats(url: str) -> dict[str, dict[str, int]]:
     return services
 
 
-def run(url: str, redis: Redis, root: Path, workers: int) -> dict[str, Any]:
+def run(url: str, redis: RedisServer, root: Path, workers: int) -> dict[str, Any]:
     httpx.post(f"{url}/_sandbox/reset").raise_for_status()
     redis.flush()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADESCOUT_")}
@@ -151,7 +101,7 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="bench-team-") as tmp_name:
         tmp = Path(tmp_name)
-        redis = Redis(tmp)
+        redis = RedisServer(tmp)
         try:
             with SandboxServer(latency_ms=LATENCY_MS, faults=()) as server:
                 print(
@@ -161,7 +111,7 @@ def main() -> None:
                 )
                 rows = [run(server.url, redis, make_root(tmp, f"w{n}"), n) for n in WORKERS]
         finally:
-            redis.stop()
+            redis.kill()
     print(
         f"{'workers':>7} {'exit':>4} {'wall s':>7} {'requests':>8} {'429s':>5} "
         f"{'SEC blocks':>10} {'floor s':>8} {'× floor':>7}  slowest service"

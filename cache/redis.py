@@ -142,10 +142,11 @@ def expiry_ms(env: Envelope, now: datetime, stale_window: timedelta) -> int:
 
 # -- the shared level -----------------------------------------------------------------------------
 @dataclass
-class CacheShare:
-    """Whether this run's cache was shared, and since when it was not (for the report)."""
+class Degradation:
+    """Whether a process still uses Redis, and since when and why it stopped (for the report).
+    Only the first fault counts: a run never flips back, so there are not two views of it."""
 
-    where: str
+    where: str  # redis://host:port/db, never a password
     degraded_at: datetime | None = None
     cause: str | None = None
 
@@ -153,13 +154,31 @@ class CacheShare:
     def shared(self) -> bool:
         return self.degraded_at is None
 
+    def degrade(self, exc: BaseException, now: datetime) -> bool:
+        """Record the first fault (True when this was it). The cause is the exception's class,
+        never str(exc): that may quote the URL."""
+        if self.degraded_at is not None:
+            return False
+        self.degraded_at = now
+        self.cause = exc.__class__.__name__
+        return True
+
+    def unreachable(self) -> str:
+        """`unreachable from {when} ({cause})`: what each report note says of a fallback."""
+        assert self.degraded_at is not None
+        return f"unreachable from {self.degraded_at.isoformat(timespec='seconds')} ({self.cause})"
+
+
+@dataclass
+class CacheShare(Degradation):
+    """Whether this run's cache was shared, and since when it was not (for the report)."""
+
     def note(self) -> str | None:
         if self.degraded_at is None:
             return None
         return (
-            f"The shared cache at {self.where} was unreachable from "
-            f"{self.degraded_at.isoformat(timespec='seconds')} ({self.cause}): this run read and "
-            "wrote the local cache only."
+            f"The shared cache at {self.where} was {self.unreachable()}: this run read and wrote "
+            "the local cache only."
         )
 
 
@@ -187,9 +206,7 @@ class SharedStore:
         return self._redis is not None and self.share.shared
 
     def _degrade(self, exc: BaseException) -> None:
-        if self.share.degraded_at is None:
-            self.share.degraded_at = self._clock()
-            self.share.cause = exc.__class__.__name__  # never str(exc): it may quote the URL
+        if self.share.degrade(exc, self._clock()):
             log.warning(
                 "shared cache at %s unusable (%s): local only", self.share.where, self.share.cause
             )

@@ -12,7 +12,11 @@ from dataclasses import dataclass
 
 from discovery.settings import Settings
 from services.config import ServiceConfig, configs_from_settings
-from services.registry import SERVICE_NAMES, Upstream
+from services.registry import SERVICE_NAMES, UPSTREAMS, Upstream
+
+OFFLINE = "offline"
+LABELS: tuple[str, ...] = (*UPSTREAMS, OFFLINE)
+"""Every `Target.label`: what reports and the ledger may call a run's upstream."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,7 @@ class Target:
     def label(self) -> str:
         """What reports and the ledger call the run's upstream: `offline` when nothing was
         sent, else the upstream."""
-        return "offline" if self.offline else self.upstream
+        return OFFLINE if self.offline else self.upstream
 
 
 def service_configs(settings: Settings, target: Target) -> dict[str, ServiceConfig]:

@@ -7,6 +7,7 @@ Parsers read what is there and leave the rest None; a payload whose *structure* 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -106,6 +107,27 @@ def default_verdict(request: ServiceRequest, status: int, body: Any) -> Verdict:
     raise BadResponse(
         request.service, f"HTTP {status} for {request.path}{suffix}", dataset=request.dataset
     )
+
+
+def parsed_verdict(
+    request: ServiceRequest,
+    status: int,
+    body: Any,
+    parse: Callable[[Any], object],
+    *,
+    empty: Verdict = "ok",
+) -> Verdict:
+    """`default_verdict`, and a 2xx body through the module's own parser before it is cached:
+    what the parser refuses is a bad response naming the path (never cached as ok); a body that
+    parses to nothing (None, an empty list) is `empty` (`negative` where that means "unknown")."""
+    verdict = default_verdict(request, status, body)
+    if verdict != "ok":
+        return verdict
+    try:
+        parsed = parse(body)
+    except BadResponse as exc:
+        raise bad_shape(request, exc.detail) from None
+    return verdict if parsed else empty
 
 
 def bad_shape(request: ServiceRequest, what: str) -> BadResponse:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from services._common import as_float, as_str, bad_shape, default_verdict, upstream_message
+from services._common import as_float, as_str, parsed_verdict, upstream_message
 from services.errors import BadCredential, BadResponse, QuotaExhausted, ServiceError
 from services.records import CompanyProfile
 from services.spec import Credential, DatasetSpec, Reply, ServiceRequest, ServiceSpec, Verdict
@@ -95,15 +95,7 @@ def refusal(request: ServiceRequest, reply: Reply) -> ServiceError | None:
 
 
 def classify(request: ServiceRequest, status: int, body: Any) -> Verdict:
-    verdict = default_verdict(request, status, body)
-    if verdict == "ok":
-        try:
-            profile = parse_overview(body)
-        except BadResponse as exc:
-            raise bad_shape(request, exc.detail) from None
-        if profile is None:
-            return "negative"
-    return verdict
+    return parsed_verdict(request, status, body, parse_overview, empty="negative")
 
 
 SPEC = ServiceSpec(

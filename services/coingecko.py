@@ -17,9 +17,8 @@ from typing import Any
 from services._common import (
     as_float,
     as_int,
-    bad_shape,
-    default_verdict,
     from_unix,
+    parsed_verdict,
     refusal_message,
 )
 from services.errors import BadCredential, BadResponse, ServiceError
@@ -147,18 +146,9 @@ def refusal(request: ServiceRequest, reply: Reply) -> ServiceError | None:
 
 
 def classify(request: ServiceRequest, status: int, body: Any) -> Verdict:
-    verdict = default_verdict(request, status, body)
-    if verdict != "ok":
-        return verdict
-    try:
-        if request.dataset == "simple_price":
-            if not parse_simple_price(body):
-                return "negative"
-        else:
-            parse_global(body)
-    except BadResponse as exc:
-        raise bad_shape(request, exc.detail) from None
-    return verdict
+    if request.dataset == "simple_price":
+        return parsed_verdict(request, status, body, parse_simple_price, empty="negative")
+    return parsed_verdict(request, status, body, parse_global)
 
 
 SPEC = ServiceSpec(

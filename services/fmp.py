@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from services._common import as_float, as_str, bad_shape, default_verdict, refusal_message
+from services._common import as_float, as_str, parsed_verdict, refusal_message
 from services.errors import BadCredential, BadResponse, PlanLimited, QuotaExhausted, ServiceError
 from services.records import CompanyProfile
 from services.spec import Credential, DatasetSpec, Reply, ServiceRequest, ServiceSpec, Verdict
@@ -77,15 +77,7 @@ def refusal(request: ServiceRequest, reply: Reply) -> ServiceError | None:
 
 
 def classify(request: ServiceRequest, status: int, body: Any) -> Verdict:
-    verdict = default_verdict(request, status, body)
-    if verdict == "ok":
-        try:
-            parse_profile(body)
-        except BadResponse as exc:
-            raise bad_shape(request, exc.detail) from None
-        if body == []:
-            return "negative"
-    return verdict
+    return parsed_verdict(request, status, body, parse_profile, empty="negative")  # [] is None
 
 
 SPEC = ServiceSpec(

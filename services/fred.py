@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from services._common import as_date, as_float, bad_shape, default_verdict, upstream_message
+from services._common import as_date, as_float, parsed_verdict, upstream_message
 from services.errors import BadCredential, BadResponse, ServiceError
 from services.records import Observation
 from services.spec import Credential, DatasetSpec, Reply, ServiceRequest, ServiceSpec, Verdict
@@ -74,13 +74,7 @@ def classify(request: ServiceRequest, status: int, body: Any) -> Verdict:
         message = upstream_message(body, "error_message")
         if "does not exist" in message.lower():
             return "negative"
-    verdict = default_verdict(request, status, body)
-    if verdict == "ok":
-        try:
-            parse_observations(body)
-        except BadResponse as exc:
-            raise bad_shape(request, exc.detail) from None
-    return verdict
+    return parsed_verdict(request, status, body, parse_observations)
 
 
 SPEC = ServiceSpec(

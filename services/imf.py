@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from services._common import as_float, bad_shape, default_verdict
+from services._common import as_float, parsed_verdict
 from services.errors import BadResponse
 from services.records import YearValue
 from services.spec import DatasetSpec, ServiceRequest, ServiceSpec, Verdict
@@ -81,15 +81,14 @@ def parse_datamapper(
 
 
 def classify(request: ServiceRequest, status: int, body: Any) -> Verdict:
-    verdict = default_verdict(request, status, body)
-    if verdict != "ok":
-        return verdict
     indicator = request.path.split("/api/v1/", 1)[-1].split("/", 1)[0]
-    try:
-        parsed = parse_datamapper(body, indicator, current_year=2000)
-    except BadResponse as exc:
-        raise bad_shape(request, exc.detail) from None
-    return "ok" if parsed else "negative"
+    return parsed_verdict(
+        request,
+        status,
+        body,
+        lambda b: parse_datamapper(b, indicator, current_year=2000),
+        empty="negative",
+    )
 
 
 SPEC = ServiceSpec(

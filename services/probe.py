@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from cache.envelope import utcnow
 from services.client import describe
@@ -45,18 +45,7 @@ SKIPPED: frozenset[str] = frozenset({"not_configured", "disabled"})
 
 # A refusal keeps its own name as the verdict; every other failure (5xx, timeouts, a breaker, an
 # answer tradescout cannot use) means the service could not be reached usefully.
-_REFUSALS: frozenset[str] = frozenset(
-    {
-        "blocked",
-        "rate_blocked",
-        "bad_identity",
-        "bad_credential",
-        "plan_limited",
-        "quota_exhausted",
-        "consent_required",
-        "not_configured",
-    }
-)
+_REFUSALS: frozenset[str] = frozenset(get_args(Verdict)) - {"ok", "unreachable", "disabled"}
 _MAX_DETAIL = 240
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from services._common import as_date, as_int, as_str, bad_shape, default_verdict, refusal_message
+from services._common import as_date, as_int, as_str, parsed_verdict, refusal_message
 from services.errors import BadIdentity, BadResponse, RateBlocked, ServiceError
 from services.records import Filing
 from services.spec import Credential, DatasetSpec, Reply, ServiceRequest, ServiceSpec, Verdict
@@ -149,14 +149,8 @@ def refusal(request: ServiceRequest, reply: Reply) -> ServiceError | None:
 
 
 def classify(request: ServiceRequest, status: int, body: Any) -> Verdict:
-    verdict = default_verdict(request, status, body)
-    if verdict == "ok":
-        parser = parse_company_tickers if request.dataset == "cik_map" else parse_submissions
-        try:
-            parser(body)
-        except BadResponse as exc:
-            raise bad_shape(request, exc.detail) from None
-    return verdict
+    parser = parse_company_tickers if request.dataset == "cik_map" else parse_submissions
+    return parsed_verdict(request, status, body, parser)
 
 
 SPEC = ServiceSpec(

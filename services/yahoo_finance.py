@@ -19,7 +19,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from services import yahoo_session
-from services._common import as_float, as_int, as_str, bad_shape, default_verdict, upstream_message
+from services._common import as_float, as_int, as_str, parsed_verdict, upstream_message
 from services.errors import BadResponse, Blocked, ConsentRequired, ServiceError, SessionRefused
 from services.records import PriceBar, PriceHistory
 from services.spec import DatasetSpec, Reply, ServiceRequest, ServiceSpec, Verdict
@@ -226,13 +226,7 @@ def classify(request: ServiceRequest, status: int, body: Any) -> Verdict:
             f"HTTP {status} for {request.path}: {upstream_message(error, 'description')}",
             dataset=request.dataset,
         )
-    verdict = default_verdict(request, status, body)
-    if verdict == "ok":
-        try:
-            parse_chart(body)
-        except BadResponse as exc:
-            raise bad_shape(request, exc.detail) from None
-    return verdict
+    return parsed_verdict(request, status, body, parse_chart)
 
 
 SPEC = ServiceSpec(

@@ -297,6 +297,12 @@ class RedisServer:
                 pytest.fail(f"redis-server did not start on port {self.port}")
             time.sleep(0.02)
 
+    def flush(self) -> None:
+        """FLUSHALL: an empty server again (between runs that must not share state)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as conn:
+            conn.sendall(b"FLUSHALL\r\n")
+            conn.recv(16)
+
     def kill(self) -> None:
         """SIGKILL: the server vanishes mid-conversation, as a crashed host would."""
         if self.process.poll() is None:

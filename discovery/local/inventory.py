@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,22 @@ class SkippedFile:
         return {"file": self.file, "reason": self.reason}
 
 
+_UNLISTED_FIELDS = frozenset({"older_versions", "warnings"})
+"""Entry fields the report states elsewhere (as counts and as the section's `warnings`)."""
+
+
+def _entry_dict(entry: FundamentalEntry | SectorEntry, *, key: str) -> dict[str, Any]:
+    """An entry as the report lists it under its `key` (so without it), in field order: one
+    serializer for both kinds, so a field added to an entry reaches the report by itself."""
+    out: dict[str, Any] = {}
+    for f in fields(entry):
+        if f.name == key or f.name in _UNLISTED_FIELDS:
+            continue
+        value = getattr(entry, f.name)
+        out[f.name] = value.isoformat() if isinstance(value, date) else value
+    return out
+
+
 @dataclass(frozen=True)
 class FundamentalEntry:
     """The latest fundamental file of one ticker and what it states (None = not stated)."""
@@ -60,18 +76,7 @@ class FundamentalEntry:
     warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "date": self.date.isoformat(),
-            "age_days": self.age_days,
-            "stale": self.stale,
-            "recommendation": self.recommendation,
-            "conviction": self.conviction,
-            "fair_value_low": self.fair_value_low,
-            "fair_value_high": self.fair_value_high,
-            "current_price": self.current_price,
-            "sector": self.sector,
-        }
+        return _entry_dict(self, key="ticker")
 
 
 @dataclass(frozen=True)
@@ -100,14 +105,7 @@ class SectorEntry:
     warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "date": self.date.isoformat(),
-            "age_days": self.age_days,
-            "stale": self.stale,
-            "recommendation": self.recommendation,
-            "confidence": self.confidence,
-        }
+        return _entry_dict(self, key="sector")
 
 
 @dataclass(frozen=True)

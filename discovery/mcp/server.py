@@ -329,16 +329,20 @@ def build_server(settings: Settings, hooks: Hooks) -> MCPServer:
     ):
         fn = _tool_errors(getattr(tools, name))
         server.add_tool(fn, name=name, structured_output=False)
-    server.resource(
-        "tradescout://report/{portfolio}",
-        name="latest_report",
-        description="The latest discovery report of a portfolio (the whole JSON: large).",
-        mime_type="application/json",
-    )(tools.latest_report_resource)
-    server.resource(
-        "tradescout://cache-report",
-        name="cache_report",
-        description="The newest saved cache report (JSON).",
-        mime_type="application/json",
-    )(tools.cache_report_resource)
+    resources = (
+        (
+            "tradescout://report/{portfolio}",
+            "latest_report",
+            "The latest discovery report of a portfolio (the whole JSON: large).",
+            tools.latest_report_resource,
+        ),
+        (
+            "tradescout://cache-report",
+            "cache_report",
+            "The newest saved cache report (JSON).",
+            tools.cache_report_resource,
+        ),
+    )
+    for uri, name, description, read in resources:
+        server.resource(uri, name=name, description=description, mime_type="application/json")(read)
     return server

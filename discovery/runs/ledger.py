@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from cache.atomic import move_aside, own_directory
 from cache.errors import is_damaged_database
+from discovery.upstream import LABELS
 
 log = logging.getLogger("tradescout")
 
@@ -34,7 +35,6 @@ BUSY_TIMEOUT_MS: Final = 30_000
 LEDGER_FILENAME: Final = "ledger.sqlite"
 
 KINDS: Final = ("discover", "refresh")
-UPSTREAMS: Final = ("live", "sandbox", "offline")
 # The per-service figures of the report's `service_usage` that get their own column.
 SERVICE_INT_FIELDS: Final = (
     "planned",
@@ -126,8 +126,8 @@ class RunRecord:
     def validate(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {self.kind!r}")
-        if self.upstream not in UPSTREAMS:
-            raise ValueError(f"upstream must be one of {UPSTREAMS}, not {self.upstream!r}")
+        if self.upstream not in LABELS:
+            raise ValueError(f"upstream must be one of {LABELS}, not {self.upstream!r}")
         if self.started_at.tzinfo is None or self.started_at.utcoffset() is None:
             raise ValueError("started_at must be timezone-aware")
         if not self.run_id:

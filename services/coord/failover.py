@@ -24,10 +24,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
+from cache.redis import Degradation
 from services.coord.flags import Flag, Flags
 from services.coord.keys import Scope
 from services.coord.limiter import RateLimiter
@@ -40,17 +41,10 @@ SETTLE_SECONDS = 1.0
 
 
 @dataclass
-class SharedStatus:
+class SharedStatus(Degradation):
     """Whether this run's limits were shared, and since when they were not (for the report)."""
 
-    where: str  # redis://host:port/db, never a password
-    machines: int
-    degraded_at: datetime | None = None
-    cause: str | None = None
-
-    @property
-    def shared(self) -> bool:
-        return self.degraded_at is None
+    machines: int = field(kw_only=True)
 
     def note(self) -> str | None:
         """One sentence for the report when the run fell back, else None."""
@@ -62,9 +56,8 @@ class SharedStatus:
             else "with this machine's full limits"
         )
         return (
-            f"Shared limits at {self.where} were unreachable from "
-            f"{self.degraded_at.isoformat(timespec='seconds')} ({self.cause}): this run used "
-            f"local limits, quotas and flags, {share}."
+            f"Shared limits at {self.where} were {self.unreachable()}: this run used local "
+            f"limits, quotas and flags, {share}."
         )
 
 
@@ -84,11 +77,8 @@ class Failover:
         return self.status.shared
 
     def degrade(self, exc: BaseException, *, at_start: bool = False) -> None:
-        if self.status.degraded_at is None:
-            self.status.degraded_at = self._clock()
-            self.status.cause = exc.__class__.__name__  # never str(exc): it may quote the URL
-            if not at_start:
-                self._switched = time.monotonic()
+        if self.status.degrade(exc, self._clock()) and not at_start:
+            self._switched = time.monotonic()
 
     async def settle(self) -> None:
         """After a mid-run switch, wait until SETTLE_SECONDS have passed since it."""
