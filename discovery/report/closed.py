@@ -26,7 +26,7 @@ from discovery.ingest.figures import RATIO_PLACES
 from discovery.report.facts import Closes
 
 INLINE_LIMIT = 5_000
-RECORD_CHUNK_ROWS = 10_000
+RECORD_CHUNK_ROWS = 5_000
 """The per-trade pass holds a chunk's records as Python values: a smaller chunk than the first
 pass keeps that small."""
 
@@ -74,7 +74,7 @@ def closed_trade_lines(
     chunks: Iterable[ClosedChunk],
     benchmark: Closes | None,
     currency_of: Mapping[str, str | None],
-) -> Iterator[tuple[bytes, int]]:
+) -> Iterator[tuple[bytearray, int]]:
     """The records as JSON lines, one block (and its record count) per chunk. Each line is
     appended to the block as soon as it is encoded: holding a chunk's encoded lines as separate
     objects would cost far more memory than their size (orjson's output buffers)."""
@@ -85,4 +85,4 @@ def closed_trade_lines(
         block = bytearray()
         for values in zip(*columns.values(), strict=True):
             block += dumps(dict(zip(keys, values, strict=True)), option=newline)
-        yield bytes(block), len(chunk)
+        yield block, len(chunk)
