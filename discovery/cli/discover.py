@@ -220,19 +220,7 @@ def _discover_many(
         guarded(partial(resolve_portfolio, layout, name))
     config_path = guarded(lambda: config_file(config))
     with upstream_for(settings, sandbox, offline) as target:
-        specs = [
-            RunSpec(
-                "discover",
-                name,
-                str(layout.root.resolve()),
-                str(config_path) if config_path else None,
-                upstream=target.upstream,
-                sandbox_url=target.sandbox_url,
-                offline=target.offline,
-                **options,
-            )
-            for name in portfolios
-        ]
+        specs = RunSpec.each("discover", portfolios, layout.root, config_path, target, **options)
         show = not json_out and placement.kind == "process" and sys.stderr.isatty()
         with ProgressView(show) as view:
             results = guarded(lambda: run_all(specs, placement, progress=view.hook))

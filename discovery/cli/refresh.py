@@ -243,20 +243,15 @@ def _refresh_on_cluster(
     config_path = guarded(lambda: config_file(config))
     with upstream_for(settings, sandbox, offline) as target:
         shares = split_budgets(settings, target, budgets, len(chosen))
-        specs = [
-            RunSpec(
-                "refresh",
-                name,
-                str(layout.root.resolve()),
-                str(config_path) if config_path else None,
-                upstream=target.upstream,
-                sandbox_url=target.sandbox_url,
-                offline=target.offline,
-                horizon_hours=horizon_hours,
-                budgets=shares,
-            )
-            for name in chosen
-        ]
+        specs = RunSpec.each(
+            "refresh",
+            chosen,
+            layout.root,
+            config_path,
+            target,
+            horizon_hours=horizon_hours,
+            budgets=shares,
+        )
         results = guarded(lambda: run_all(specs, placement))
     code = worst_exit([r.exit_code for r in results])
     if json_out:

@@ -105,6 +105,31 @@ class RunSpec:
     def target(self) -> Target:
         return Target(self.upstream, self.sandbox_url, self.offline)
 
+    @classmethod
+    def each(
+        cls,
+        kind: Kind,
+        portfolios: Sequence[str],
+        data_root: Path,
+        config: Path | None,
+        target: Target,
+        **options: Any,
+    ) -> list[RunSpec]:
+        """One spec per portfolio over the same data root, config and upstream."""
+        return [
+            cls(
+                kind,
+                name,
+                str(data_root.resolve()),
+                str(config) if config else None,
+                upstream=target.upstream,
+                sandbox_url=target.sandbox_url,
+                offline=target.offline,
+                **options,
+            )
+            for name in portfolios
+        ]
+
 
 @dataclass(frozen=True)
 class RunResult:
