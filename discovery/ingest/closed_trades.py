@@ -9,7 +9,7 @@ Memory stays one chunk.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,9 +119,14 @@ class ClosedChunk:
         return len(self.tickers)
 
     def records(self) -> Iterator[dict[str, Any]]:
-        keys = tuple(self.columns)
-        for values in zip(*self.columns.values(), strict=True):
-            yield dict(zip(keys, values, strict=True))
+        return records_of(self.columns)
+
+
+def records_of(columns: Mapping[str, list[Any]]) -> Iterator[dict[str, Any]]:
+    """Equal-length columns as one dict per row, keys in column order."""
+    keys = tuple(columns)
+    for values in zip(*columns.values(), strict=True):
+        yield dict(zip(keys, values, strict=True))
 
 
 def iter_closed_chunks(book: TradeBook, *, chunk_rows: int = 50_000) -> Iterator[ClosedChunk]:

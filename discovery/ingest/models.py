@@ -79,7 +79,8 @@ class ActivePosition:
     csv_days_since_entry: int | None = None
     """The CSV's own `Days_Since_Entry`: with the entry date it dates the export's snapshot."""
 
-    def to_json(self) -> dict[str, Any]:
+    def stated_json(self) -> dict[str, Any]:
+        """What the CSV states of the trade itself (the report adds marks and context)."""
         return {
             "ticker": self.ticker,
             "position_uuid": None if self.position_uuid is None else clip(self.position_uuid),
@@ -88,6 +89,11 @@ class ActivePosition:
             "entry_price": None if self.entry_price is None else finite(self.entry_price),
             "position_size": None if self.position_size is None else finite(self.position_size),
             "direction": self.direction,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.stated_json(),
             "days_since_entry": self.days_since_entry,
             "current_unrealized_pnl": ratio(self.current_unrealized_pnl),
         }

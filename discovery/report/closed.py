@@ -21,7 +21,7 @@ import numpy as np
 import orjson
 
 from discovery.ingest.chunk import NO_DAY
-from discovery.ingest.closed_trades import ClosedChunk, rounded
+from discovery.ingest.closed_trades import ClosedChunk, records_of, rounded
 from discovery.ingest.figures import RATIO_PLACES
 from discovery.report.facts import Closes
 
@@ -64,10 +64,7 @@ def closed_trade_records(
 ) -> Iterator[dict[str, Any]]:
     """One record per closed trade, in file order."""
     for chunk in chunks:
-        columns = with_benchmark(chunk, benchmark, currency_of)
-        keys = tuple(columns)
-        for values in zip(*columns.values(), strict=True):
-            yield dict(zip(keys, values, strict=True))
+        yield from records_of(with_benchmark(chunk, benchmark, currency_of))
 
 
 def closed_trade_lines(
@@ -80,9 +77,7 @@ def closed_trade_lines(
     objects would cost far more memory than their size (orjson's output buffers)."""
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     for chunk in chunks:
-        columns = with_benchmark(chunk, benchmark, currency_of)
-        keys = tuple(columns)
         block = bytearray()
-        for values in zip(*columns.values(), strict=True):
-            block += dumps(dict(zip(keys, values, strict=True)), option=newline)
+        for record in records_of(with_benchmark(chunk, benchmark, currency_of)):
+            block += dumps(record, option=newline)
         yield block, len(chunk)

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
-from discovery.errors import clip
 from discovery.ingest.figures import finite, money, ratio
 from discovery.ingest.models import ActivePosition
 from discovery.local.inventory import Inventory
@@ -60,13 +59,7 @@ def position_json(
     at_entry = inventory.file_current_on(position.ticker, position.entry_date)
     snapshot = csv_as_of(position)
     return {
-        "ticker": position.ticker,
-        "position_uuid": None if position.position_uuid is None else clip(position.position_uuid),
-        "strategy": position.strategy,
-        "entry_date": position.entry_date.isoformat(),
-        "entry_price": None if position.entry_price is None else finite(position.entry_price),
-        "position_size": None if position.position_size is None else finite(position.position_size),
-        "direction": position.direction,
+        **position.stated_json(),
         "currency": currency,
         "days_since_entry": (today - position.entry_date).days,
         "csv_unrealized_return": ratio(position.current_unrealized_pnl),
