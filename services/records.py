@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import NamedTuple
 
+import numpy as np
+import numpy.typing as npt
+
 
 class PriceBar(NamedTuple):
     """One daily (or intraday) bar; any field the upstream left null stays None.
@@ -35,6 +38,27 @@ class PriceHistory:
     regular_market_price: float | None
     bars: tuple[PriceBar, ...]
     source: str = "yahoo_finance"
+
+
+@dataclass(frozen=True, eq=False)
+class CloseHistory:
+    """A chart's daily closes as two aligned arrays, oldest first, with the instrument's meta:
+    all the report reads of a chart (window summaries, the latest close, the benchmark's
+    closes). Arrays, not bars: a 500-ticker report reads about two million closes, and a bar
+    object per close cost more than the rest of a warm run. Only bars with a finite close are
+    kept; `days` are `date.toordinal()` of each bar's exchange-local day."""
+
+    symbol: str
+    currency: str | None
+    exchange: str | None
+    instrument_type: str | None
+    regular_market_price: float | None
+    days: npt.NDArray[np.int64]
+    closes: npt.NDArray[np.float64]
+    source: str = "yahoo_finance"
+
+    def __len__(self) -> int:
+        return len(self.days)
 
 
 @dataclass(frozen=True)

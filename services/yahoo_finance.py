@@ -18,10 +18,13 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+import numpy as np
+import numpy.typing as npt
+
 from services import yahoo_session
 from services._common import as_float, as_int, as_str, parsed_verdict, upstream_message
 from services.errors import BadResponse, Blocked, ConsentRequired, ServiceError, SessionRefused
-from services.records import PriceBar, PriceHistory
+from services.records import CloseHistory, PriceBar, PriceHistory
 from services.spec import DatasetSpec, Reply, ServiceRequest, ServiceSpec, Verdict
 
 NAME = "yahoo_finance"
@@ -98,6 +101,7 @@ def _column(block: Any, name: str, length: int) -> list[Any]:
 
 
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
+_LAST_DAY = date.max.toordinal()
 _EXACT = 2**53  # below it an int survives as_int's float round trip unchanged
 
 
@@ -121,14 +125,8 @@ def _ints(values: list[Any], kept: list[int]) -> list[int | None]:
     ]
 
 
-def parse_chart(
-    payload: Any, *, since: date | None = None, until: date | None = None
-) -> PriceHistory:
-    """Bars from the aligned `timestamp` / `indicators.quote[0]` / `indicators.adjclose[0]`
-    arrays; dates are exchange-local (timestamp + `meta.gmtoffset`).
-
-    `since` / `until` skip bars dated before / after them without converting them: a
-    `range=max` chart holds decades of bars where a holding-period summary needs a few months."""
+def _chart_parts(payload: Any) -> tuple[dict[str, Any], list[Any], Any, Any]:
+    """(meta, timestamps, quote block, adjclose block) of a chart payload, shape-checked."""
     chart = payload.get("chart") if isinstance(payload, dict) else None
     results = chart.get("result") if isinstance(chart, dict) else None
     if not isinstance(results, list) or not results or not isinstance(results[0], dict):
@@ -145,19 +143,37 @@ def parse_chart(
     quote_block = quotes[0] if isinstance(quotes, list) and quotes else {}
     adj = indicators.get("adjclose") if isinstance(indicators, dict) else None
     adj_block = adj[0] if isinstance(adj, list) and adj else {}
-    n = len(stamps)
-    opens, highs, lows, closes, volumes = (
-        _column(quote_block, name, n) for name in ("open", "high", "low", "close", "volume")
-    )
-    adjcloses = _column(adj_block, "adjclose", n)
-    offset = as_int(meta.get("gmtoffset")) or 0
+    return meta, stamps, quote_block, adj_block
+
+
+def _bounds(since: date | None, until: date | None) -> tuple[int | None, int | None]:
+    """Epoch seconds of the window [since, until + 1 day) in exchange-local time."""
     lo = hi = None
     if since is not None:
         lo = int(datetime(since.year, since.month, since.day, tzinfo=UTC).timestamp())
     if until is not None:
         after = until + timedelta(days=1)
         hi = int(datetime(after.year, after.month, after.day, tzinfo=UTC).timestamp())
-    # Column-wise over the kept bars only (a 500-ticker warm run converts ~1M bars here).
+    return lo, hi
+
+
+def parse_chart(
+    payload: Any, *, since: date | None = None, until: date | None = None
+) -> PriceHistory:
+    """Bars from the aligned `timestamp` / `indicators.quote[0]` / `indicators.adjclose[0]`
+    arrays; dates are exchange-local (timestamp + `meta.gmtoffset`).
+
+    `since` / `until` skip bars dated before / after them without converting them: a
+    `range=max` chart holds decades of bars where a holding-period summary needs a few months."""
+    meta, stamps, quote_block, adj_block = _chart_parts(payload)
+    n = len(stamps)
+    opens, highs, lows, closes, volumes = (
+        _column(quote_block, name, n) for name in ("open", "high", "low", "close", "volume")
+    )
+    adjcloses = _column(adj_block, "adjclose", n)
+    offset = as_int(meta.get("gmtoffset")) or 0
+    lo, hi = _bounds(since, until)
+    # Column-wise over the kept bars only.
     kept: list[int] = []
     days: list[date] = []
     for i, stamp in enumerate(stamps):
@@ -191,6 +207,59 @@ def parse_chart(
         instrument_type=as_str(meta.get("instrumentType")),
         regular_market_price=as_float(meta.get("regularMarketPrice")),
         bars=bars,
+    )
+
+
+_PLAIN_NUMBERS = frozenset({float, int, type(None)})
+
+
+def _float_array(values: list[Any]) -> npt.NDArray[np.float64]:
+    """`as_float` of every value as one array (NaN where it gives None). Numbers and nulls —
+    what a real chart holds — are converted in one step; anything else value by value."""
+    if set(map(type, values)) <= _PLAIN_NUMBERS:
+        try:
+            out = np.array(values, dtype=np.float64)  # None → NaN
+        except OverflowError:  # an int beyond float range: as_float decides, value by value
+            pass
+        else:
+            out[~np.isfinite(out)] = np.nan
+            return out
+    return np.array([np.nan if (f := as_float(v)) is None else f for v in values], np.float64)
+
+
+def parse_closes(
+    payload: Any, *, since: date | None = None, until: date | None = None
+) -> CloseHistory:
+    """The finite closes dated on [since, until] (exchange-local days, as in `parse_chart`)
+    and the instrument's meta: what the report reads of a chart, parsed as arrays."""
+    meta, stamps, quote_block, _ = _chart_parts(payload)
+    n = len(stamps)
+    closes = _float_array(_column(quote_block, "close", n))
+    seconds = np.trunc(_float_array(stamps))  # as_int truncates
+    keep = np.isfinite(seconds) & ~np.isnan(closes) & (np.abs(seconds) < _EXACT)
+    if not keep.all():
+        seconds, closes = seconds[keep], closes[keep]
+    local = seconds.astype(np.int64) + (as_int(meta.get("gmtoffset")) or 0)
+    lo, hi = _bounds(since, until)
+    if lo is not None or hi is not None:
+        inside = np.ones(len(local), dtype=bool)
+        if lo is not None:
+            inside &= local >= lo
+        if hi is not None:
+            inside &= local < hi
+        local, closes = local[inside], closes[inside]
+    days = local // 86_400 + _EPOCH_DAY
+    dated = (days >= 1) & (days <= _LAST_DAY)  # a date exists for it
+    if not dated.all():
+        days, closes = days[dated], closes[dated]
+    return CloseHistory(
+        symbol=str(meta["symbol"]).upper(),
+        currency=as_str(meta.get("currency")),
+        exchange=as_str(meta.get("exchangeName")),
+        instrument_type=as_str(meta.get("instrumentType")),
+        regular_market_price=as_float(meta.get("regularMarketPrice")),
+        days=days,
+        closes=closes,
     )
 
 

@@ -152,7 +152,7 @@ def _chart(
     span = range_ or yahoo_finance.range_covering(since or today, today)
     return Source(
         yahoo_finance.chart_request(symbol, span),
-        partial(yahoo_finance.parse_chart, since=since, until=until),
+        partial(yahoo_finance.parse_closes, since=since, until=until),
     )
 
 

@@ -48,7 +48,7 @@ from discovery.report.market import (
 from discovery.report.money import performance_metrics
 from discovery.report.positions import active_positions
 from services.errors import ServiceError
-from services.records import CompanyProfile, PriceHistory
+from services.records import CloseHistory, CompanyProfile
 from services.sec_edgar import latest_of_each_form
 from services.spec import FetchResult
 
@@ -123,15 +123,14 @@ def _render_benchmark(need: Need, parsed: Any, result: FetchResult) -> Any:
 
 
 def _render_vix(need: Need, parsed: Any, result: FetchResult) -> Any:
-    closes = [b for b in parsed.bars if b.close is not None]
-    if not closes:
+    if not len(parsed):
         return None
-    last = closes[-1]
+    last = float(parsed.closes[-1])
     return _sourced(
         result,
-        value=round(last.close, 2),
-        regime=vix_regime(last.close),
-        as_of=last.date.isoformat(),
+        value=round(last, 2),
+        regime=vix_regime(last),
+        as_of=date.fromordinal(int(parsed.days[-1])).isoformat(),
     )
 
 
@@ -319,7 +318,7 @@ class _Filler:
     def learn(self, need: Need, parsed: Any, result: FetchResult) -> None:
         """Keep what the combined sections need from a value just rendered."""
         service, synthetic = result.request.service, result.synthetic
-        if need.kind == "chart" and isinstance(parsed, PriceHistory):
+        if need.kind == "chart" and isinstance(parsed, CloseHistory):
             self.learned.chart(need.label, parsed, service, synthetic)
         elif need.kind == "profile" and isinstance(parsed, CompanyProfile):
             self.learned.profile(need.label, parsed)
@@ -327,9 +326,9 @@ class _Filler:
             entry = self.local.get(need.label)
             self.learned.filings(need.label, parsed, entry.date if entry else None)
             self.filings_known.add(need.label)
-        elif need.kind == "benchmark" and isinstance(parsed, PriceHistory):
+        elif need.kind == "benchmark" and isinstance(parsed, CloseHistory):
             self.learned.benchmark = closes_of(parsed, service, synthetic)
-        elif need.kind == "fx" and isinstance(parsed, PriceHistory):
+        elif need.kind == "fx" and isinstance(parsed, CloseHistory):
             close = latest_close(parsed, service, synthetic)
             base = self.inp.base_currency
             currency = need.subject.removesuffix(f"{base}=X")

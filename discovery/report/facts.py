@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import numpy as np
+
 from discovery.currencies import currency_code
 from discovery.local.sectors import canonical_sector
-from services.records import CompanyProfile, Filing, PriceHistory
+from services.records import CloseHistory, CompanyProfile, Filing
 
 
 @dataclass(frozen=True)
@@ -84,23 +86,26 @@ class Rate:
         }
 
 
-def latest_close(history: PriceHistory, source: str, synthetic: bool) -> Close | None:
-    for bar in reversed(history.bars):
-        if bar.close is not None and bar.close > 0:
-            return Close(bar.close, bar.date, source, synthetic)
-    return None
+def latest_close(history: CloseHistory, source: str, synthetic: bool) -> Close | None:
+    positive = np.flatnonzero(history.closes > 0)
+    if not len(positive):
+        return None
+    at = int(positive[-1])
+    day = date.fromordinal(int(history.days[at]))
+    return Close(float(history.closes[at]), day, source, synthetic)
 
 
-def closes_of(history: PriceHistory, source: str, synthetic: bool) -> Closes:
+def closes_of(history: CloseHistory, source: str, synthetic: bool) -> Closes:
+    """The positive closes, each day once (its first close: bars are oldest first)."""
+    positive = history.closes > 0
+    days, prices = history.days[positive], history.closes[positive]
+    if len(days):  # a day not after every day before it (a repeat) is dropped
+        before = np.maximum.accumulate(np.concatenate(([np.iinfo(np.int64).min], days[:-1])))
+        later = days > before
+        days, prices = days[later], prices[later]
     out = Closes(history.symbol, source, synthetic)
-    last = -1
-    for bar in history.bars:
-        ordinal = bar.date.toordinal()
-        if bar.close is None or bar.close <= 0 or ordinal <= last:
-            continue  # bars are oldest first; a repeated day keeps its first close
-        out.days.append(ordinal)
-        out.prices.append(bar.close)
-        last = ordinal
+    out.days.extend(days.tolist())
+    out.prices.extend(prices.tolist())
     return out
 
 
@@ -116,7 +121,7 @@ class Learned:
     benchmark: Closes | None = None
     rates: dict[str, Rate] = field(default_factory=dict)
 
-    def chart(self, ticker: str, history: PriceHistory, source: str, synthetic: bool) -> None:
+    def chart(self, ticker: str, history: CloseHistory, source: str, synthetic: bool) -> None:
         code = currency_code(history.currency)
         if code is not None:
             self.chart_currency[ticker] = Sourced(code, source)

@@ -11,7 +11,9 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from services.records import CoinQuote, CryptoMarket, Observation, PriceHistory, YearValue
+import numpy as np
+
+from services.records import CloseHistory, CoinQuote, CryptoMarket, Observation, YearValue
 
 VIX_REGIMES: tuple[tuple[float, str], ...] = (
     (15.0, "low"),
@@ -29,41 +31,29 @@ def vix_regime(level: float) -> str:
     return "high"
 
 
-def _closes(
-    history: PriceHistory, start: date | None, end: date | None
-) -> list[tuple[date, float]]:
-    out: list[tuple[date, float]] = []
-    for bar in history.bars:
-        if bar.close is None:
-            continue
-        if start is not None and bar.date < start:
-            continue
-        if end is not None and bar.date > end:
-            continue
-        out.append((bar.date, bar.close))
-    return out
-
-
 def price_summary(
-    history: PriceHistory, start: date | None, end: date | None
+    history: CloseHistory, start: date | None, end: date | None
 ) -> dict[str, Any] | None:
-    """Close-to-close summary over [start, end]; None when no bar falls in the window."""
-    closes = _closes(history, start, end)
-    if not closes:
+    """Close-to-close summary over [start, end]; None when no close falls in the window."""
+    inside = np.ones(len(history), dtype=bool)
+    if start is not None:
+        inside &= history.days >= start.toordinal()
+    if end is not None:
+        inside &= history.days <= end.toordinal()
+    days, closes = history.days[inside], history.closes[inside]
+    if not len(closes):
         return None
-    first_day, first = closes[0]
-    last_day, last = closes[-1]
-    values = [c for _, c in closes]
+    first, last = float(closes[0]), float(closes[-1])
     return {
         "symbol": history.symbol,
         "currency": history.currency,
-        "start_date": first_day.isoformat(),
-        "end_date": last_day.isoformat(),
+        "start_date": date.fromordinal(int(days[0])).isoformat(),
+        "end_date": date.fromordinal(int(days[-1])).isoformat(),
         "start_close": round(first, 4),
         "end_close": round(last, 4),
         "period_return": round(last / first - 1.0, 6) if first else None,
-        "high_close": round(max(values), 4),
-        "low_close": round(min(values), 4),
+        "high_close": round(float(closes.max()), 4),
+        "low_close": round(float(closes.min()), 4),
         "bars": len(closes),
     }
 

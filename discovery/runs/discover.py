@@ -174,7 +174,7 @@ def cached_currencies(hub: ServiceHub, needs: Sequence[Need]) -> list[str]:
         if env is None or env.status != "ok":
             continue
         try:
-            history = yahoo_finance.parse_chart(env.payload, since=date.max)  # meta only
+            history = yahoo_finance.parse_closes(env.payload, since=date.max)  # meta only
         except (ServiceError, ValueError, KeyError, TypeError, AttributeError):
             continue
         code = currency_code(history.currency)
