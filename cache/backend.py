@@ -86,6 +86,11 @@ class CacheNamespace(Protocol):
         when `envelope.payload` is used."""
         ...
 
+    def head(self, key: str) -> CacheRead:
+        """`peek` without the hash check (planning: is it there, until when). Its payload is
+        not to be used."""
+        ...
+
     def get(self, key: str) -> CacheRead:
         """Read and count: fresh → hits, stale → stale, absent → misses."""
         ...

@@ -109,12 +109,12 @@ class EnvelopeNamespace(ABC):
         return None
 
     # -- reads ----------------------------------------------------------------------------------
-    def _load(self, key: str, *, touch: bool, decode: bool) -> Envelope | None:
+    def _load(self, key: str, *, touch: bool, decode: bool, verify: bool = True) -> Envelope | None:
         data = self._read(key, touch=touch)
         if data is None:
             return None
         try:
-            env = Envelope.from_bytes(data, decode=decode)
+            env = Envelope.from_bytes(data, decode=decode, verify=verify)
         except LegacyEntry:
             return None  # unprotected header: refetched, and the new entry overwrites it
         except CorruptEntry as exc:
@@ -137,6 +137,12 @@ class EnvelopeNamespace(ABC):
     def peek(self, key: str) -> CacheRead:
         """Read without counting or touching: hash checked, header decoded, payload on use."""
         return classify(self._load(key, touch=False, decode=False), self._clock())
+
+    def head(self, key: str) -> CacheRead:
+        """`peek` without the hash check, for planning: whether an entry is there and until
+        when, at no cost per payload byte. Its payload is not to be used (the read that uses
+        it, `get` or `peek`, checks the hash)."""
+        return classify(self._load(key, touch=False, decode=False, verify=False), self._clock())
 
     # -- writes ---------------------------------------------------------------------------------
     def put(

@@ -276,15 +276,15 @@ class SharedNamespace(EnvelopeNamespace):
         self._last: tuple[str, bytes] | None = None  # the shared bytes just read, for copying
 
     # -- reads: the fresher of the two levels -----------------------------------------------------
-    def _load(self, key: str, *, touch: bool, decode: bool) -> Envelope | None:
-        local = self._local._load(key, touch=touch, decode=decode)
+    def _load(self, key: str, *, touch: bool, decode: bool, verify: bool = True) -> Envelope | None:
+        local = self._local._load(key, touch=touch, decode=decode, verify=verify)
         if local is not None and local.is_fresh(self._clock()):
             return local
-        shared = super()._load(key, touch=touch, decode=decode)
+        shared = super()._load(key, touch=touch, decode=decode, verify=verify)
         if shared is None or (local is not None and shared.expires_at <= local.expires_at):
             return local
         last = self._last
-        if self._copy_down and last is not None and last[0] == key:
+        if self._copy_down and verify and last is not None and last[0] == key:
             try:  # copied down, so the next read is local
                 self._local._write(key, last[1], shared)
             except CacheWriteFailed as exc:

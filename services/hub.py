@@ -342,9 +342,11 @@ class ServiceHub:
             credential_env=cred.env if cred is not None else None,
         )
 
-    def peek(self, request: ServiceRequest) -> CacheRead:
-        """What the cache holds for a request, without counting (for planning): the header is
-        read, the payload decoded only if `envelope.payload` is used."""
+    def peek(self, request: ServiceRequest, *, verify: bool = True) -> CacheRead:
+        """What the cache holds for a request, without counting: the header is read, the
+        payload decoded only if `envelope.payload` is used. `verify=False` (planning: only
+        the state and the expiry are read) skips the hash check; that read's payload is not to
+        be used."""
         eff = self._effective[request.service]
         if self._present is not None and request.service not in self._present:
             return CacheRead(ReadState.MISS)  # read-only: never create a namespace to look
@@ -352,7 +354,8 @@ class ServiceHub:
         held = self._uncached.get((request.service, key))
         if held is not None:
             return classify(held, self._clock())
-        return self._cache.namespace(request.service).peek(key)
+        store = self._cache.namespace(request.service)
+        return store.peek(key) if verify else store.head(key)
 
     def uncached(self, request: ServiceRequest) -> bool:
         """Whether this run's answer to `request` is held in memory only (the cache refused it)."""

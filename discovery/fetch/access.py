@@ -88,7 +88,11 @@ def coverage_of(read: CacheRead) -> Coverage | Refused:
 
 def coverage_lookup(hub: ServiceHub) -> CoverageLookup:
     def lookup(request: ServiceRequest) -> Coverage | Refused:
-        return coverage_of(hub.peek(request))
+        read = hub.peek(request, verify=False)  # the header only: no hash over the payload
+        env = read.envelope
+        if read.state == ReadState.FRESH and env is not None and env.status == "negative":
+            read = hub.peek(request)  # its payload is read: checked first
+        return coverage_of(read)
 
     return lookup
 

@@ -12,8 +12,9 @@ Discover runs it in `cached` mode (cache first, then the network); the nightly r
 - the memory ceiling, checked right before each request is handed to the hub: past the hard
   limit nothing new is sent (what was fetched is already in the cache) and the rest fail with
   `memory_ceiling`;
-- progress events per service, and results with provenance only (payloads stay in the cache,
-  so a 500-ticker run never holds every price history at once).
+- progress events per service, and results with provenance only: each `ok` payload is handed
+  to `on_answer` the moment it is in hand (discover parses it there, once) and then dropped,
+  so a 500-ticker run never holds every price history at once.
 
 Every task is created in one `asyncio.TaskGroup`, which awaits every task created in it —
 also those created while it is already draining — so no scheduled request is ever lost.
@@ -31,15 +32,18 @@ from typing import Any, Literal
 from discovery.fetch.ceilings import MemoryCeiling
 from discovery.plan.needs import Need
 from discovery.plan.outcomes import Answer, Failed, Got, Outcome, resolve
+from discovery.plan.parsed import PARSE_ERRORS, NoPayload
 from discovery.plan.planner import FetchPlan, PlannedFetch
 from services.errors import ServiceError
 from services.hub import ServiceHub, refusal_of
-from services.spec import FetchResult, ServiceRequest
+from services.spec import ServiceRequest
 
 ProgressHook = Callable[[str, str], None]  # (service, event) event: planned|done|hit|error
 Mode = Literal["cached", "fresh"]
 Admit = Callable[[PlannedFetch, ServiceRequest, bool], bool]
 """(item, request, is_fallback) → may this request be sent? The refresh's budget says no."""
+OnAnswer = Callable[[str, Any], None]
+"""(cache key, payload) of every `ok` answer, before the engine drops the payload."""
 
 
 @dataclass(frozen=True)
@@ -49,14 +53,14 @@ class PhaseTwo:
     trigger: Need  # the need whose value they wait for (the CIK map)
     waiting: tuple[Need, ...]
     plan: Callable[[Sequence[Need]], FetchPlan]  # plans concrete needs (lookups bound)
-    load: Callable[[FetchResult], Any]  # a result's payload, read back from the cache
+    value: Callable[[Answer], Any]  # the trigger's parsed value (raises what its parser raises)
 
     @classmethod
     def of(
         cls,
         plan: FetchPlan,
         planner: Callable[[Sequence[Need]], FetchPlan],
-        load: Callable[[FetchResult], Any],
+        value: Callable[[Answer], Any],
     ) -> PhaseTwo | None:
         waiting = plan.deferred
         if not waiting:
@@ -65,7 +69,7 @@ class PhaseTwo:
         trigger = next((n for n in plan.needs if n.id in ids), None)
         if trigger is None:
             return None
-        return cls(trigger, waiting, planner, load)
+        return cls(trigger, waiting, planner, value)
 
 
 @dataclass
@@ -96,8 +100,10 @@ class FetchEngine:
         ceiling: MemoryCeiling | None = None,
         progress: ProgressHook | None = None,
         admit: Admit | None = None,
+        on_answer: OnAnswer | None = None,
     ) -> None:
         self.hub = hub
+        self.on_answer = on_answer
         self.mode = mode
         self.ceiling = ceiling
         self.progress = progress
@@ -165,13 +171,12 @@ class FetchEngine:
         answer = resolve(phase_two.trigger, self.out.outcomes)
         if not isinstance(answer, Answer):
             return
-        payload = phase_two.load(answer.result)
-        if payload is None:
-            return
         try:
-            value = answer.source.parse(payload)
-        except (ServiceError, ValueError, KeyError, TypeError, AttributeError):
+            value = phase_two.value(answer)
+        except (*PARSE_ERRORS, NoPayload):
             return  # assembly reports the waiting needs as gaps: the value could not be read
+        if value is None:
+            return
         second = phase_two.plan([n.resolved(value) for n in phase_two.waiting])
         self.out.second = second
         self.out.outcomes.update(second.blocked)
@@ -206,7 +211,7 @@ class FetchEngine:
             if i > 0:
                 if self.admit is not None and not self.admit(item, request, True):
                     break
-                if self.hub.peek(request).state != "fresh":
+                if self.hub.peek(request, verify=False).state != "fresh":
                     self.hub.add_planned(request.service, 1)
             fresh = self.mode == "fresh" and not is_read
             try:
@@ -221,5 +226,7 @@ class FetchEngine:
                 continue
             self.out.outcomes[request.cache_key()] = Got(dataclasses.replace(result, payload=None))
             if result.status == "ok":
+                if self.on_answer is not None:
+                    self.on_answer(request.cache_key(), result.payload)
                 break
         return event

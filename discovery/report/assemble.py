@@ -28,6 +28,7 @@ from discovery.local.inventory import Inventory
 from discovery.local.sectors import canonical_sector
 from discovery.plan.needs import GROWTH_INDICATOR, TICKER_KINDS, Need
 from discovery.plan.outcomes import Answer, Outcome, gap_for, resolve
+from discovery.plan.parsed import PARSE_ERRORS, NoPayload, ParsedAnswers, parse_answer
 from discovery.report.confidence import confidence, next_phase_inputs
 from discovery.report.exposure import (
     outdated_analysis,
@@ -75,9 +76,11 @@ class AssembleInputs:
     timeframe: str
     report_path: str
     stopped_early: str | None = None
-    # The fetch stage keeps no payloads (memory stays O(tickers), not O(bytes fetched)): a
-    # result's payload is read back from the cache, one at a time, by this function.
+    # The fetch stage keeps no payloads (memory stays O(tickers), not O(bytes fetched)): each
+    # answer was parsed as it arrived (`parsed`); one that was not is read back from the cache,
+    # one at a time, by `load_payload`.
     load_payload: Callable[[FetchResult], Any] | None = None
+    parsed: ParsedAnswers | None = None
     # Faults of the run itself rather than of one slot (the cache refusing writes: disk_full).
     run_gaps: Sequence[Gap] = ()
     base_currency: str = "USD"
@@ -299,14 +302,17 @@ class _Filler:
     def _value(self, answer: Answer) -> Filled | Gap:
         need, result = answer.need, answer.result
         service = answer.source.service
-        payload = self.payload(result)
-        if payload is None:
+        try:
+            parsed = (
+                self.inp.parsed.parsed(answer, self.payload)
+                if self.inp.parsed is not None
+                else parse_answer(answer, self.payload)
+            )
+            value = None if parsed in (None, [], {}) else RENDER[need.kind](need, parsed, result)
+        except NoPayload:
             why = "fetched this run but no longer in the cache when the report was built"
             return gap_for(need, "cache_evicted", why, service)
-        try:
-            parsed = answer.source.parse(payload)
-            value = None if parsed in (None, [], {}) else RENDER[need.kind](need, parsed, result)
-        except (ServiceError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except PARSE_ERRORS as exc:
             detail = exc.detail if isinstance(exc, ServiceError) else str(exc)
             return gap_for(need, "bad_response", detail[:200], service)
         if value is None or value == {}:

@@ -39,6 +39,7 @@ from discovery.plan.needs import (
     fx_needs,
     report_needs,
 )
+from discovery.plan.parsed import ParsedAnswers
 from discovery.plan.planner import FetchPlan, plan_needs
 from discovery.report.assemble import (
     AssembleInputs,
@@ -326,6 +327,16 @@ async def _run(
     ) as hub:
         ceiling = MemoryCeiling(options.memory_limit_mb or settings.memory_limit_mb)
         load = lambda res: payload_from_cache(hub, res)  # noqa: E731
+        parsed = ParsedAnswers()  # every answer parsed as the engine gets it (one decode)
+        plan_against_hub = planner_for(hub)
+
+        def planner(needs: Sequence[Need]) -> FetchPlan:
+            parsed.expect(needs)
+            return plan_against_hub(needs)
+
+        def engine() -> FetchEngine:
+            return FetchEngine(hub, ceiling=ceiling, progress=progress, on_answer=parsed.take)
+
         inputs = AssembleInputs(
             portfolio=options.portfolio,
             run_id=run_id,
@@ -339,6 +350,7 @@ async def _run(
             needs=(),
             outcomes={},
             load_payload=load,
+            parsed=parsed,
             usage={},
             cache_inventory={},
             today=today,
@@ -348,7 +360,6 @@ async def _run(
         )
         async with hub:  # entered first: planning sees the shared holds and counts
             with timer.stage("plan"):
-                planner = planner_for(hub)
                 plan = planner(
                     book_needs(
                         book,
@@ -359,8 +370,8 @@ async def _run(
                     )
                 )
             with timer.stage("fetch"):
-                engine = FetchEngine(hub, ceiling=ceiling, progress=progress)
-                fetched = await engine.run(plan, PhaseTwo.of(plan, planner, load))
+                value = lambda answer: parsed.parsed(answer, load)  # noqa: E731
+                fetched = await engine().run(plan, PhaseTwo.of(plan, planner, value))
             outcomes = dict(fetched.outcomes)
             with timer.stage("assemble"):
                 inputs = replace(
@@ -377,9 +388,7 @@ async def _run(
             if fx and fetched.stopped_early is None:
                 with timer.stage("fx"):
                     fx_plan = planner(fx)
-                    fx_fetched = await FetchEngine(hub, ceiling=ceiling, progress=progress).run(
-                        fx_plan
-                    )
+                    fx_fetched = await engine().run(fx_plan)
                     outcomes.update(fx_fetched.outcomes)
                     fill_slots(replace(inputs, outcomes=outcomes), fx, into=filled)
             usage = hub.usage()

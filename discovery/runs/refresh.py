@@ -39,6 +39,7 @@ from discovery.ingest.trades import TradeBook, ingest
 from discovery.local.inventory import build_inventory
 from discovery.plan.needs import CIK_MAP, Need, fx_needs
 from discovery.plan.outcomes import Failed, Got
+from discovery.plan.parsed import parse_answer
 from discovery.plan.planner import (
     Coverage,
     CoverageLookup,
@@ -401,7 +402,8 @@ async def refresh_async(
                 return second
 
             engine = FetchEngine(hub, mode="fresh", admit=tally.admit)
-            phase_two = PhaseTwo.of(plan, planner2, lambda res: payload_from_cache(hub, res))
+            load = lambda res: payload_from_cache(hub, res)  # noqa: E731
+            phase_two = PhaseTwo.of(plan, planner2, lambda answer: parse_answer(answer, load))
             fetched = await engine.run(plan, phase_two)
             # Exchange rates of the currencies this refresh just learned (charts fetched now).
             asked = {n.id for n in plan.needs}

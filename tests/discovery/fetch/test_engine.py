@@ -72,7 +72,7 @@ class ScriptedHub:
     def add_planned(self, service: str, n: int) -> None:
         self.planned[service] = self.planned.get(service, 0) + n
 
-    def peek(self, request: ServiceRequest) -> CacheRead:
+    def peek(self, request: ServiceRequest, *, verify: bool = True) -> CacheRead:
         return CacheRead(ReadState.MISS)
 
     async def fetch(self, request: ServiceRequest) -> FetchResult:
@@ -154,7 +154,7 @@ async def test_phase_two_scheduled_after_everything_else_finished_is_awaited() -
         "1": {"cik_str": 789019, "ticker": "MSFT"},
     }
     hub = ScriptedHub(delay={"cik_map": 0.05, "submissions": 0.2})
-    phase_two = PhaseTwo.of(plan, planner, lambda result: company_tickers)
+    phase_two = PhaseTwo.of(plan, planner, lambda answer: answer.source.parse(company_tickers))
     out = await FetchEngine(hub).run(plan, phase_two)
     assert out.second is not None
     subs = [sec_edgar.submissions_request(c).cache_key() for c in ("320193", "789019")]
