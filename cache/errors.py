@@ -8,7 +8,7 @@ it already has and goes on without caching it (the hub reports it as a `disk_ful
 from __future__ import annotations
 
 import errno
-import sqlite3
+import sys
 
 # errno values that mean "this file system takes no more bytes" / "takes no writes at all".
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -46,6 +46,14 @@ class CacheWriteFailed(CacheError):
     reason = "disk_full"
 
 
+def _is_sqlite(exc: BaseException, kind: str) -> bool:
+    """Whether `exc` is one of sqlite3's errors. Not imported here: the cache's envelope and
+    keys (which the pure core uses) need no database, and without sqlite3 loaded no exception
+    can be one of its errors."""
+    sqlite3 = sys.modules.get("sqlite3")
+    return sqlite3 is not None and isinstance(exc, getattr(sqlite3, kind))
+
+
 def storage_fault(exc: BaseException) -> str | None:
     """'disk full' / 'read-only' / 'disk I/O error' when `exc` (or what it was raised from) is
     the file system refusing a write; None for anything else (a lock, a bug, corruption)."""
@@ -53,7 +61,7 @@ def storage_fault(exc: BaseException) -> str | None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, sqlite3.Error):
+        if _is_sqlite(current, "Error"):
             name = str(getattr(current, "sqlite_errorname", "") or "")
             text = str(current)
             if name == "SQLITE_FULL" or "disk is full" in text:
@@ -74,7 +82,7 @@ def storage_fault(exc: BaseException) -> str | None:
 def is_damaged_database(exc: BaseException) -> bool:
     """SQLite saying the file is not (or no longer) a usable database — corrupt, truncated,
     garbage — as opposed to busy, locked, full, read-only or not permitted."""
-    if not isinstance(exc, sqlite3.DatabaseError) or storage_fault(exc) is not None:
+    if not _is_sqlite(exc, "DatabaseError") or storage_fault(exc) is not None:
         return False
     name = str(getattr(exc, "sqlite_errorname", "") or "")
     text = str(exc)

@@ -15,8 +15,6 @@ import threading
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 
-import httpx
-
 MASK = "***"
 # A fallback for secrets never registered (e.g. a key from another process in a pasted URL).
 _SECRET_QUERY_RE = re.compile(
@@ -28,6 +26,8 @@ def forms(secret: str) -> tuple[str, ...]:
     """Every spelling of `secret` worth masking, longest first (so no form masks half another)."""
     if not secret:
         return ()
+    import httpx  # here, not at the top: the parsers' modules import this one (no HTTP stack)
+
     spelled = {
         secret,
         quote(secret, safe=""),

@@ -25,14 +25,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urljoin, urlsplit
 
-import httpx
 import orjson
 
 from cache.atomic import atomic_write_bytes
 from services import redact
 from services.errors import Blocked, ConsentRequired, TransientFailure
+
+if TYPE_CHECKING:  # the parsers' module (yahoo_finance) imports this one: no HTTP stack here
+    import httpx
 
 MAX_AGE = timedelta(hours=24)
 CONSENT_HOSTS = ("guce.yahoo.com", "consent.yahoo.com")
@@ -49,7 +52,7 @@ class _Effective(Protocol):
     def base_url(self, role: str) -> str: ...
 
 
-Raw = tuple[int, httpx.Headers, bytes]
+Raw = tuple[int, "httpx.Headers", bytes]
 Get = Callable[[str, Mapping[str, str], int], Awaitable[Raw]]
 """`get(url, headers, max_bytes)`: one GET through the client's limiter, deadline and size cap,
 redirects not followed (the session must see them)."""
@@ -58,10 +61,10 @@ redirects not followed (the session must see them)."""
 def is_consent_url(location: str, base: str | None = None) -> bool:
     """Whether a redirect target is one of Yahoo's consent pages."""
     try:
-        url = httpx.URL(base).join(location) if base else httpx.URL(location)
-    except (httpx.InvalidURL, TypeError, ValueError):
+        url = urlsplit(urljoin(base, location) if base else location)
+        host = (url.hostname or "").lower()
+    except (TypeError, ValueError):
         return False
-    host = (url.host or "").lower()
     return host in CONSENT_HOSTS or host.endswith(CONSENT_HOSTS) or "/consent" in url.path.lower()
 
 
