@@ -127,6 +127,12 @@ def derive_key(
     canonical = canonical_params(params, extra_secrets)
     if len(canonical) > _MAX_READABLE:
         canonical = "sha256=" + hashlib.sha256(canonical.encode()).hexdigest()
-    key = f"{service.strip().lower()}:{dataset.strip().lower()}:{canonical}"
+    return under_upstream(
+        f"{service.strip().lower()}:{dataset.strip().lower()}:{canonical}", upstream
+    )
+
+
+def under_upstream(key: str, upstream: str) -> str:
+    """A live key as the `upstream` stores it (`sandbox|…`; a live key as it is)."""
     mode = upstream.strip().lower()
     return key if mode == "live" else f"{mode}|{key}"

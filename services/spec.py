@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from cache.keys import derive_key
+from cache.keys import derive_key, under_upstream
 
 if TYPE_CHECKING:
     from services.errors import ServiceError
@@ -134,24 +134,22 @@ class ServiceRequest:
     def cache_key(self, upstream: str = "live") -> str:
         """The request's cache key: derived from dataset + path + public params only."""
         try:
-            return _key_of(
-                self.service, self.dataset, self.path, tuple(self.params.items()), upstream
-            )
+            key = _key_of(self.service, self.dataset, self.path, tuple(self.params.items()))
         except TypeError:  # an unhashable param value: derived without the memo
-            return _derive(self.service, self.dataset, self.path, self.params, upstream)
+            key = _derive(self.service, self.dataset, self.path, self.params)
+        return under_upstream(key, upstream)
 
 
-def _derive(service: str, dataset: str, path: str, params: Mapping[str, str], upstream: str) -> str:
-    return derive_key(service, dataset, {"_path": path, **params}, upstream=upstream)
+def _derive(service: str, dataset: str, path: str, params: Mapping[str, str]) -> str:
+    return derive_key(service, dataset, {"_path": path, **params})
 
 
 @lru_cache(maxsize=16_384)
-def _key_of(
-    service: str, dataset: str, path: str, params: tuple[tuple[str, str], ...], upstream: str
-) -> str:
+def _key_of(service: str, dataset: str, path: str, params: tuple[tuple[str, str], ...]) -> str:
     """Memoized: a run asks each request's key several times (plan, fetch, assembly), and
-    deriving one (sorting, quoting, maybe hashing the params) is the planner's main cost."""
-    return _derive(service, dataset, path, dict(params), upstream)
+    deriving one (sorting, quoting, maybe hashing the params) is the planner's main cost. The
+    upstream's prefix is added after, so the live and the sandbox key share one derivation."""
+    return _derive(service, dataset, path, dict(params))
 
 
 Origin = Literal["cache", "network", "stale"]
