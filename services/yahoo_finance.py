@@ -146,6 +146,17 @@ def _chart_parts(payload: Any) -> tuple[dict[str, Any], list[Any], Any, Any]:
     return meta, stamps, quote_block, adj_block
 
 
+def _instrument(meta: dict[str, Any]) -> dict[str, Any]:
+    """The instrument's fields of a chart's `meta` (both chart records carry them)."""
+    return {
+        "symbol": str(meta["symbol"]).upper(),
+        "currency": as_str(meta.get("currency")),
+        "exchange": as_str(meta.get("exchangeName")),
+        "instrument_type": as_str(meta.get("instrumentType")),
+        "regular_market_price": as_float(meta.get("regularMarketPrice")),
+    }
+
+
 def _bounds(since: date | None, until: date | None) -> tuple[int | None, int | None]:
     """Epoch seconds of the window [since, until + 1 day) in exchange-local time."""
     lo = hi = None
@@ -200,14 +211,7 @@ def parse_chart(
             _ints(volumes, kept),
         )
     )
-    return PriceHistory(
-        symbol=str(meta["symbol"]).upper(),
-        currency=as_str(meta.get("currency")),
-        exchange=as_str(meta.get("exchangeName")),
-        instrument_type=as_str(meta.get("instrumentType")),
-        regular_market_price=as_float(meta.get("regularMarketPrice")),
-        bars=bars,
-    )
+    return PriceHistory(**_instrument(meta), bars=bars)
 
 
 _PLAIN_NUMBERS = frozenset({float, int, type(None)})
@@ -252,15 +256,7 @@ def parse_closes(
     dated = (days >= 1) & (days <= _LAST_DAY)  # a date exists for it
     if not dated.all():
         days, closes = days[dated], closes[dated]
-    return CloseHistory(
-        symbol=str(meta["symbol"]).upper(),
-        currency=as_str(meta.get("currency")),
-        exchange=as_str(meta.get("exchangeName")),
-        instrument_type=as_str(meta.get("instrumentType")),
-        regular_market_price=as_float(meta.get("regularMarketPrice")),
-        days=days,
-        closes=closes,
-    )
+    return CloseHistory(**_instrument(meta), days=days, closes=closes)
 
 
 def refusal(request: ServiceRequest, reply: Reply) -> ServiceError | None:
