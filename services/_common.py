@@ -41,6 +41,14 @@ def as_int(value: Any) -> int | None:
     return None if number is None else int(number)
 
 
+def padded(values: Any, n: int) -> list[Any]:
+    """A column of a columnar payload as exactly `n` cells: None past its end, all None when
+    it is not a list (the aligned arrays of a chart or of SEC's `filings.recent`)."""
+    if not isinstance(values, list):
+        return [None] * n
+    return values[:n] + [None] * (n - len(values))
+
+
 def as_str(value: Any) -> str | None:
     if value is None:
         return None

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from services._common import as_date, as_int, as_str, parsed_verdict, refusal_message
+from services._common import as_date, as_int, as_str, padded, parsed_verdict, refusal_message
 from services.errors import BadIdentity, BadResponse, RateBlocked, ServiceError
 from services.records import Filing
 from services.spec import Credential, DatasetSpec, Reply, ServiceRequest, ServiceSpec, Verdict
@@ -89,25 +89,26 @@ def parse_filings(payload: Any) -> list[Filing]:
     if not isinstance(forms, list):
         raise BadResponse(NAME, "filings.recent.form is not a list")
 
-    def cell(name: str, i: int) -> Any:
-        values = columns[name]
-        return values[i] if isinstance(values, list) and i < len(values) else None
-
+    n = len(forms)
+    filed_on, reported_on, accessions, documents = (
+        padded(columns[name], n)
+        for name in ("filingDate", "reportDate", "accessionNumber", "primaryDocument")
+    )
     found: list[Filing] = []
     for i, form in enumerate(forms):
         if form not in FORMS:
             continue
-        filed = as_date(cell("filingDate", i))
-        accession = as_str(cell("accessionNumber", i))
+        filed = as_date(filed_on[i])
+        accession = as_str(accessions[i])
         if filed is None or accession is None:
             continue
         found.append(
             Filing(
                 form=form,
                 filing_date=filed,
-                report_date=as_date(cell("reportDate", i)),
+                report_date=as_date(reported_on[i]),
                 accession_number=accession,
-                primary_document=as_str(cell("primaryDocument", i)),
+                primary_document=as_str(documents[i]),
             )
         )
     return sorted(found, key=lambda f: (f.filing_date, f.form), reverse=True)

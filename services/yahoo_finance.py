@@ -22,7 +22,14 @@ import numpy as np
 import numpy.typing as npt
 
 from services import yahoo_session
-from services._common import as_float, as_int, as_str, parsed_verdict, upstream_message
+from services._common import (
+    as_float,
+    as_int,
+    as_str,
+    padded,
+    parsed_verdict,
+    upstream_message,
+)
 from services.errors import BadResponse, Blocked, ConsentRequired, ServiceError, SessionRefused
 from services.records import CloseHistory, PriceBar, PriceHistory
 from services.spec import DatasetSpec, Reply, ServiceRequest, ServiceSpec, Verdict
@@ -94,10 +101,7 @@ def probe_request() -> ServiceRequest:
 
 
 def _column(block: Any, name: str, length: int) -> list[Any]:
-    values = block.get(name) if isinstance(block, dict) else None
-    if not isinstance(values, list):
-        return [None] * length
-    return [*values[:length], *([None] * (length - len(values)))]
+    return padded(block.get(name) if isinstance(block, dict) else None, length)
 
 
 _EPOCH_DAY = date(1970, 1, 1).toordinal()

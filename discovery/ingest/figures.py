@@ -22,11 +22,14 @@ def finite(value: float) -> float:
 
 
 def money(value: float) -> float:
-    return finite(round(value, MONEY_PLACES))
+    """Rounded to cents (Python's rounding, also for a NumPy scalar: see `ratio`)."""
+    return finite(round(float(value), MONEY_PLACES))
 
 
 def ratio(value: float | None) -> float | None:
-    return None if value is None else finite(round(value, RATIO_PLACES))
+    # float(): a NumPy scalar would round the NumPy way (scale, round, divide), which can land
+    # on the other side of a near-half from Python's correctly rounded `round` — and slowly.
+    return None if value is None else finite(round(float(value), RATIO_PLACES))
 
 
 def mean_of(total: float, count: float) -> float | None:
