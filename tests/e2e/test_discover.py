@@ -344,6 +344,7 @@ def test_dry_run_prints_plan_and_touches_nothing(
         ["discover", "small", "--dry-run", "--data-root", str(root)], cwd=tmp_path, env=env
     ).stdout
     assert "planned 0 requests: none" in text and "SEC filings" not in text  # all cached
+    assert text.startswith("nothing to fetch") and "service" not in text.splitlines()[0]
     assert listing(root) == warm_before
     assert requests_by_service(fast_sandbox.url) == {}
 
