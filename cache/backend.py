@@ -36,6 +36,12 @@ class ReadState(StrEnum):
 class CacheRead:
     state: ReadState
     envelope: Envelope | None = None
+    status_only: Status | None = None  # a `head` that read no envelope: only its status
+
+    @property
+    def status(self) -> Status | None:
+        """The entry's status (None: no entry)."""
+        return self.envelope.status if self.envelope is not None else self.status_only
 
     @property
     def usable(self) -> bool:

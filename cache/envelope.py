@@ -110,13 +110,33 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def expiry_tag(expires_at: datetime) -> int:
-    """The diskcache `tag` of an entry: its expiry in epoch seconds, rounded *up*.
+TAG_STATUS: dict[Status, float] = {"ok": 0.25, "negative": 0.5}
+"""The fraction of a tag that names the entry's status (a whole-number tag: an older row)."""
+
+
+def expiry_tag(expires_at: datetime, status: Status = "ok") -> float:
+    """The diskcache `tag` of an entry: its expiry in epoch seconds rounded *up*, plus a
+    fraction naming its status (`TAG_STATUS`).
 
     Rounding up makes `tag <= now` a safe test for "expired" (never early by a fraction of a
-    second), so the optimizer can select expired rows from the tag index without decoding them.
+    second), so the optimizer can select expired rows from the tag index without decoding them;
+    the status lets planning tell a fresh value from a fresh "nothing known" without reading
+    the entry (`tag_head`).
     """
-    return math.ceil(expires_at.timestamp())
+    return math.ceil(expires_at.timestamp()) + TAG_STATUS[status]
+
+
+def tag_head(tag: object, now: datetime) -> tuple[bool, Status] | None:
+    """(fresh, status) from a tag `expiry_tag` wrote; None for a tag that does not name a
+    status (an older row: its header must be read). `fresh` errs towards stale within the last
+    second of the entry's life (the expiry was rounded up), never the other way."""
+    if type(tag) is not float or not math.isfinite(tag):
+        return None
+    whole = math.floor(tag)
+    status = next((s for s, f in TAG_STATUS.items() if tag - whole == f), None)
+    if status is None:
+        return None
+    return now.timestamp() < whole - 1, status
 
 
 def is_legacy(prefix: bytes) -> bool:

@@ -35,10 +35,10 @@ from typing import Any, TypeVar
 import diskcache
 from diskcache.core import MODE_BINARY, MODE_RAW, MODE_TEXT
 
-from cache.backend import DEFAULT_SIZE_LIMIT, Clock, NamespaceStats
+from cache.backend import DEFAULT_SIZE_LIMIT, CacheRead, Clock, NamespaceStats, ReadState
 from cache.disk.paths import DB_NAME, check_namespace, is_namespace_name, value_file
 from cache.disk.quarantine import quarantine_namespace, write_quarantine
-from cache.envelope import Envelope, expiry_tag, utcnow
+from cache.envelope import Envelope, expiry_tag, tag_head, utcnow
 from cache.errors import (
     CacheWriteFailed,
     UnsafeCacheEntry,
@@ -340,6 +340,22 @@ class DiskNamespace(EnvelopeNamespace):
             raise CacheWriteFailed(self.service, self._note or "the namespace is not usable")
         return default
 
+    def head(self, key: str) -> CacheRead:
+        """From the row's tag alone when it names the entry's status (rows written since it
+        does), else from the header: planning reads no entry's bytes."""
+
+        def tag_of(cache: diskcache.Cache) -> list[tuple[Any]]:
+            return cache._sql("SELECT tag FROM Cache WHERE key = ? AND raw = 1", (key,)).fetchall()
+
+        rows = self._guarded(tag_of, write=False, default=None)
+        if not rows:
+            return super().head(key) if rows is None else CacheRead(ReadState.MISS)
+        known = tag_head(rows[0][0], self._clock())
+        if known is None:
+            return super().head(key)
+        fresh, status = known
+        return CacheRead(ReadState.FRESH if fresh else ReadState.STALE, status_only=status)
+
     # -- the storage hooks ------------------------------------------------------------------------
     def _read(self, key: str, *, touch: bool) -> bytes | None:
         """The row read without a write lock and without moving its access time.
@@ -396,7 +412,7 @@ class DiskNamespace(EnvelopeNamespace):
             self._guarded(delete, write=True, default=None)
 
     def _write(self, key: str, data: bytes, env: Envelope) -> None:
-        tag = expiry_tag(env.expires_at)
+        tag = expiry_tag(env.expires_at, env.status)
 
         def write(cache: diskcache.Cache) -> None:
             disk = cache.disk

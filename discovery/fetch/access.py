@@ -79,8 +79,8 @@ def coverage_of(read: CacheRead) -> Coverage | Refused:
     decoded to tell a remembered refusal from a "nothing known" answer."""
     env = read.envelope
     if read.state == ReadState.FRESH:
-        if env is not None and env.status == "negative":
-            refused = refusal_of(env.payload)
+        if read.status == "negative":
+            refused = refusal_of(env.payload) if env is not None else None
             return Refused(*refused) if refused is not None else "negative"
         return "fresh"
     return "stale" if read.state == ReadState.STALE else "miss"
@@ -88,9 +88,8 @@ def coverage_of(read: CacheRead) -> Coverage | Refused:
 
 def coverage_lookup(hub: ServiceHub) -> CoverageLookup:
     def lookup(request: ServiceRequest) -> Coverage | Refused:
-        read = hub.peek(request, verify=False)  # the header only: no hash over the payload
-        env = read.envelope
-        if read.state == ReadState.FRESH and env is not None and env.status == "negative":
+        read = hub.peek(request, verify=False)  # the state and status only: no payload read
+        if read.state == ReadState.FRESH and read.status == "negative":
             read = hub.peek(request)  # its payload is read: checked first
         return coverage_of(read)
 

@@ -300,3 +300,47 @@ def test_cache_root_opens_namespaces_lazily(tmp_path: Path, clock: FakeClock) ->
         assert root.existing_namespaces() == ["fmp", "fred"]
         with pytest.raises(ValueError):
             root.namespace("../etc")
+
+
+def test_head_reads_the_tag_not_the_entry(
+    store: DiskNamespace, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planning's head: fresh or stale and ok or negative from the row's tag alone."""
+    ok, nothing = key_for("AAPL"), key_for("ZZZZ")
+    store.put(ok, {"p": 1}, dataset="profile", ttl=timedelta(hours=2))
+    store.put(nothing, [], dataset="profile", ttl=timedelta(hours=1), status="negative")
+
+    def no_read(key: str, *, touch: bool) -> bytes | None:
+        raise AssertionError("head read the entry")
+
+    monkeypatch.setattr(store, "_read", no_read)
+    first, second = store.head(ok), store.head(nothing)
+    assert (first.state, first.status, first.envelope) == (ReadState.FRESH, "ok", None)
+    assert (second.state, second.status) == (ReadState.FRESH, "negative")
+    assert store.head(key_for("NOPE")).state is ReadState.MISS
+    clock.advance(timedelta(minutes=90))
+    assert store.head(nothing).state is ReadState.STALE
+    assert store.head(ok).state is ReadState.FRESH
+    clock.advance(timedelta(minutes=30))  # the moment it expires: stale (never late)
+    assert store.head(ok).state is ReadState.STALE
+    assert store.run_counters == {"writes": 2}  # a head counts nothing
+
+
+def test_head_of_a_row_written_before_tags_named_the_status(
+    store: DiskNamespace, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A whole-number tag (an older row) names no status: the header is read instead."""
+    key = key_for("MSFT")
+    store.put(key, [], dataset="profile", ttl=timedelta(hours=1), status="negative")
+    store.close()
+    con = sqlite3.connect(tmp_path / "fmp" / "cache.db")
+    with con:
+        con.execute("UPDATE Cache SET tag = CAST(tag AS INTEGER) WHERE key = ?", (key,))
+    con.close()
+    again = DiskNamespace(tmp_path / "fmp", "fmp", clock=clock)
+    try:
+        read = again.head(key)
+    finally:
+        again.close()
+    assert (read.state, read.status) == (ReadState.FRESH, "negative")
+    assert read.envelope is not None  # from the header
