@@ -521,7 +521,7 @@ def assemble_report(
     """The whole report (without stage timings and RSS, which the shell adds) and its gaps.
     `filled`: the slots as `fill_slots` left them (FX included); filled here when None."""
     book = inp.book
-    sections = book.to_report_sections()
+    summary = book.summary.to_json()  # the stage-1 sections the report keeps as they are
     local = inp.inventory.to_report_section()
     filled = filled if filled is not None else fill_slots(inp)
     learned = filled.learned
@@ -579,8 +579,8 @@ def assemble_report(
             "timeframe": inp.timeframe,
             "base_currency": inp.base_currency,
         },
-        "portfolio_summary": sections["portfolio_summary"],
-        "strategy_distribution": sections["strategy_distribution"],
+        "portfolio_summary": summary,
+        "strategy_distribution": dict(book.strategy_distribution),
         "ticker_performance": _ticker_performance(book, currency_of),
         "performance_metrics": metrics,
         "strategy_performance": {
@@ -598,7 +598,7 @@ def assemble_report(
             "by_ticker": by_ticker,
             "by_sector": sector_exposure(positions, by_ticker),
         },
-        "data_quality_assessment": sections["data_quality_assessment"],
+        "data_quality_assessment": book.quality.to_json(),
         "local_data_integration": {**local, "cache_inventory": dict(inp.cache_inventory)},
         "market_context": filled.market,
         "ticker_data": filled.tickers,
@@ -607,8 +607,8 @@ def assemble_report(
         "next_phase_inputs": {
             **next_phase_inputs(
                 report_path=inp.report_path,
-                closed_trades=sections["portfolio_summary"]["closed_trades"],
-                active_trades=sections["portfolio_summary"]["active_trades"],
+                closed_trades=summary["closed_trades"],
+                active_trades=summary["active_trades"],
                 confidence_score=score,
                 fault_gaps=fault_gaps,
                 tickers_missing_analysis=local["fundamental_analysis"].get("missing", []) or [],
