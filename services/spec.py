@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from cache.keys import derive_key, under_upstream
@@ -133,11 +133,16 @@ class ServiceRequest:
 
     def cache_key(self, upstream: str = "live") -> str:
         """The request's cache key: derived from dataset + path + public params only."""
+        return under_upstream(self._live_key, upstream)
+
+    @cached_property
+    def _live_key(self) -> str:
+        """Kept on the request (a run asks a request's key a dozen times: plan, fetch, parse,
+        assembly); the memo below shares a derivation between equal requests."""
         try:
-            key = _key_of(self.service, self.dataset, self.path, tuple(self.params.items()))
+            return _key_of(self.service, self.dataset, self.path, tuple(self.params.items()))
         except TypeError:  # an unhashable param value: derived without the memo
-            key = _derive(self.service, self.dataset, self.path, self.params)
-        return under_upstream(key, upstream)
+            return _derive(self.service, self.dataset, self.path, self.params)
 
 
 def _derive(service: str, dataset: str, path: str, params: Mapping[str, str]) -> str:
