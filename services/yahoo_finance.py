@@ -235,6 +235,21 @@ def _float_array(values: list[Any]) -> npt.NDArray[np.float64]:
     return np.array([np.nan if (f := as_float(v)) is None else f for v in values], np.float64)
 
 
+def _seconds(stamps: list[Any]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """Epoch seconds as `as_int` reads them, and which of them are usable. Whole numbers —
+    what a real chart holds — are taken as they are (no round trip through float)."""
+    if set(map(type, stamps)) == {int}:
+        try:
+            whole = np.fromiter(stamps, np.int64, len(stamps))
+        except OverflowError:  # beyond 64 bits: the general path below decides
+            pass
+        else:
+            return whole, np.abs(whole) < _EXACT
+    truncated = np.trunc(_float_array(stamps))  # as_int truncates
+    usable = np.isfinite(truncated) & (np.abs(truncated) < _EXACT)
+    return np.where(usable, truncated, 0).astype(np.int64), usable
+
+
 def parse_closes(
     payload: Any, *, since: date | None = None, until: date | None = None
 ) -> CloseHistory:
@@ -243,11 +258,11 @@ def parse_closes(
     meta, stamps, quote_block, _ = _chart_parts(payload)
     n = len(stamps)
     closes = _float_array(_column(quote_block, "close", n))
-    seconds = np.trunc(_float_array(stamps))  # as_int truncates
-    keep = np.isfinite(seconds) & ~np.isnan(closes) & (np.abs(seconds) < _EXACT)
+    seconds, usable = _seconds(stamps)
+    keep = usable & ~np.isnan(closes)
     if not keep.all():
         seconds, closes = seconds[keep], closes[keep]
-    local = seconds.astype(np.int64) + (as_int(meta.get("gmtoffset")) or 0)
+    local = seconds + (as_int(meta.get("gmtoffset")) or 0)
     lo, hi = _bounds(since, until)
     if lo is not None or hi is not None:
         inside = np.ones(len(local), dtype=bool)

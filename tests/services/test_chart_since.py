@@ -101,3 +101,23 @@ def test_parse_closes_refuses_what_parse_chart_refuses() -> None:
             parse_closes(bad)
         with pytest.raises(BadResponse):
             parse_chart(bad)
+
+
+def test_parse_closes_drops_timestamps_no_date_can_hold() -> None:
+    """A timestamp beyond 64 bits, or one whose day is past year 9999, is no close (parse_chart
+    refuses such a chart outright: a day it cannot date)."""
+    day = 86_400
+    payload = {
+        "chart": {
+            "result": [
+                {
+                    "meta": {"symbol": "far"},
+                    "timestamp": [19_000 * day, 2**70, 10**15, 19_001 * day],
+                    "indicators": {"quote": [{"close": [1.0, 2.0, 3.0, 4.0]}]},
+                }
+            ]
+        }
+    }
+    assert [c for _, c in closes_by_arrays(payload)] == [1.0, 4.0]
+    with pytest.raises((ValueError, OverflowError)):
+        parse_chart(payload)
