@@ -22,7 +22,10 @@ def as_float(value: Any) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer no float can hold (JSON allows any length)
+            return None
     elif isinstance(value, str):
         text = value.strip()
         if text in ("", ".", "-", "None", "null", "N/A"):

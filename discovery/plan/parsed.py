@@ -19,7 +19,7 @@ from discovery.plan.outcomes import Answer
 from services.errors import ServiceError
 from services.spec import FetchResult
 
-PARSE_ERRORS = (ServiceError, ValueError, KeyError, TypeError, AttributeError)
+PARSE_ERRORS = (ServiceError, ValueError, KeyError, TypeError, AttributeError, OverflowError)
 """What a parser raises for a payload it cannot read (the slot's gap is `bad_response`)."""
 
 

@@ -39,7 +39,7 @@ from discovery.plan.needs import (
     fx_needs,
     report_needs,
 )
-from discovery.plan.parsed import ParsedAnswers
+from discovery.plan.parsed import PARSE_ERRORS, ParsedAnswers
 from discovery.plan.planner import FetchPlan, plan_needs
 from discovery.report.assemble import (
     AssembleInputs,
@@ -61,7 +61,6 @@ from discovery.runs.record import check_writable, record_run
 from discovery.settings import Settings
 from discovery.upstream import Target
 from services import yahoo_finance
-from services.errors import ServiceError
 from services.hub import ServiceHub
 from services.spec import FetchResult
 
@@ -176,7 +175,7 @@ def cached_currencies(hub: ServiceHub, needs: Sequence[Need]) -> list[str]:
             continue
         try:
             history = yahoo_finance.parse_closes(env.payload, since=date.max)  # meta only
-        except (ServiceError, ValueError, KeyError, TypeError, AttributeError):
+        except PARSE_ERRORS:
             continue
         code = currency_code(history.currency)
         if code is not None:
@@ -209,7 +208,7 @@ def dry_run_plan(
         env = hub.peek(trigger.sources[0].request).envelope
         try:
             value = trigger.sources[0].parse(env.payload) if env is not None else None
-        except (ServiceError, ValueError, KeyError, TypeError, AttributeError):
+        except PARSE_ERRORS:
             value = None
         if value is None:
             return plan

@@ -121,3 +121,22 @@ def test_parse_closes_drops_timestamps_no_date_can_hold() -> None:
     assert [c for _, c in closes_by_arrays(payload)] == [1.0, 4.0]
     with pytest.raises((ValueError, OverflowError)):
         parse_chart(payload)
+
+
+def test_an_integer_no_float_can_hold_is_no_price() -> None:
+    """JSON integers have no length limit (the cache's fallback decoder keeps them whole): one
+    too large for a float is no close, in either parser, rather than an OverflowError."""
+    day = 86_400
+    payload = {
+        "chart": {
+            "result": [
+                {
+                    "meta": {"symbol": "big"},
+                    "timestamp": [19_000 * day, 19_001 * day, 19_002 * day],
+                    "indicators": {"quote": [{"close": [1.0, 10**400, 3.0]}]},
+                }
+            ]
+        }
+    }
+    assert closes_by_arrays(payload) == closes_by_bars(payload)
+    assert [c for _, c in closes_by_arrays(payload)] == [1.0, 3.0]
