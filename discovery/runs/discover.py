@@ -79,8 +79,12 @@ class DiscoverOptions:
     worker: str | None = None  # the Dask worker running it (the report's metadata says so)
 
 
-@dataclass
+@dataclass(repr=False)
 class Outcome:
+    """What a discover run hands back. Its repr is kept short on purpose: `asyncio.run` (3.11)
+    formats its main task — result included — twice while it restores the SIGINT handler,
+    and the repr of a 500-ticker report took a tenth of a second."""
+
     exit_code: int
     report: dict[str, Any] | None = None
     report_path: Path | None = None  # this run's own file (in the history folder)
@@ -88,6 +92,9 @@ class Outcome:
     summary: str = ""
     plan: FetchPlan | None = None
     gaps: list[Gap] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return f"Outcome(exit_code={self.exit_code}, report_path={self.report_path!r})"
 
 
 class StageTimer:

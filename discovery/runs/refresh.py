@@ -74,8 +74,10 @@ def default_budgets(quotas: Mapping[str, int | None]) -> dict[str, int | None]:
     return {name: (q // 2 if q is not None else None) for name, q in quotas.items()}
 
 
-@dataclass
+@dataclass(repr=False)
 class RefreshResult:
+    """A refresh run's result; a short repr, as `Outcome`'s (asyncio.run formats it)."""
+
     run_id: str
     portfolios: list[str]
     refreshed: list[dict[str, Any]] = field(default_factory=list)
@@ -96,6 +98,9 @@ class RefreshResult:
     @property
     def exit_code(self) -> int:
         return 3 if self.failed else 0
+
+    def __repr__(self) -> str:
+        return f"RefreshResult(run_id={self.run_id!r}, exit_code={self.exit_code})"
 
     def to_json(self) -> dict[str, Any]:
         return {
