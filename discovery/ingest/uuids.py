@@ -24,6 +24,7 @@ import pandas as pd
 
 from discovery.errors import InputError
 from discovery.ingest.columns import BoolArray, IntArray
+from discovery.ingest.trim import split_joined, trimmed
 
 WIDTH = 64
 """Bytes per id in the fast form (real ids, `BRK-B_SMA_100_200_2015-01-02`, are ~30)."""
@@ -95,7 +96,11 @@ class PositionIds:
 
     def positions(self) -> list[str | None]:
         """Every row's id for the report, as `position` gives it (one list, no per-row lookup)."""
-        if self.as_bytes:  # tolist() drops the fixed width's trailing NULs
+        if self.as_bytes and not self.missing.any():  # the usual case, without a per-row step
+            found = split_joined(self.values.tolist())  # tolist(): trailing NULs dropped
+            if found is not None:
+                return trimmed(found)
+        if self.as_bytes:
             ids = [b.decode("utf-8") for b in self.values.tolist()]
         else:
             ids = [str(v) for v in self.values.tolist()]

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from discovery.ingest.closed_trades import iter_closed_chunks, rounded
+from discovery.json_lines import floats, tokens
 from discovery.report.closed import closed_trade_records
 from discovery.runs import discover
 from tests.discovery.report.test_sections import book_of, spy
@@ -67,7 +68,7 @@ def test_records_are_the_same_whatever_the_chunk_size(root: Path) -> None:
 def test_rounding_is_pythons(values: list[float], places: int) -> None:
     import numpy as np
 
-    got = rounded(np.array(values, dtype=np.float64), places)
+    got = orjson.loads("[" + ",".join(tokens(floats(rounded(np.array(values), places)))) + "]")
     want = [None if math.isnan(v) else round(v, places) + 0.0 for v in values]
     assert got == want
 
