@@ -92,24 +92,44 @@ def whole_or_floats(values: FloatArray) -> Coded:
 
 def texts(values: Sequence[str | None]) -> Joined:
     """Strings (None: null) as JSON strings."""
+    if None not in values:
+        return _quoted(values)  # type: ignore[arg-type]  # no None among them
     present = [v for v in values if v is not None]
     quoted = _quoted(present)
-    if len(present) == len(values):
-        return quoted
     table = np.full(len(values), "null", dtype=object)
     table[np.array([v is not None for v in values], dtype=bool)] = tokens(quoted)
     return Joined(_SEP.join(table.tolist()), len(values))
 
 
-def _quoted(strings: list[str]) -> Joined:
-    """The strings escaped by orjson in one call: joined by NUL, encoded as one JSON string,
-    and cut where the NULs went (`\\u0000`, which nothing else encodes to while no string has a
-    backslash or a NUL of its own; otherwise each string is encoded alone)."""
+def _quoted(strings: Sequence[str]) -> Joined:
     joined = _SEP.join(strings)
-    if "\\" in joined or joined.count(_SEP) != max(len(strings) - 1, 0):
+    if joined.count(_SEP) != max(len(strings) - 1, 0):  # a NUL of its own: encoded alone
         return Joined(_SEP.join(orjson.dumps(s).decode() for s in strings), len(strings))
+    return joined_texts(joined, len(strings))
+
+
+def joined_texts(joined: str, size: int) -> Joined:
+    """`size` strings joined by NUL (none holding one) as JSON strings, escaped by orjson in one
+    call: encoded as one JSON string and cut where the NULs went (`\\u0000`, which nothing else
+    encodes to while no string has a backslash; otherwise each string is encoded alone)."""
+    if not size:
+        return Joined("", 0)
+    if _verbatim(joined, size):
+        return Joined('"' + joined.replace(_SEP, '"' + _SEP + '"') + '"', size)
+    if "\\" in joined:
+        parts = joined.split(_SEP)
+        return Joined(_SEP.join(orjson.dumps(s).decode() for s in parts), size)
     encoded = orjson.dumps(joined).decode()
-    return Joined(encoded.replace(_ESCAPED_SEP, '"' + _SEP + '"'), len(strings))
+    return Joined(encoded.replace(_ESCAPED_SEP, '"' + _SEP + '"'), size)
+
+
+def _verbatim(joined: str, size: int) -> bool:
+    """Printable ASCII without a quote or a backslash, apart from the `size - 1` NULs: each
+    string is its own JSON text between quotes (what orjson would write, without the call)."""
+    if not joined.isascii() or '"' in joined or "\\" in joined or "\x7f" in joined:
+        return False
+    raw = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+    return np.count_nonzero(raw < 0x20) == np.count_nonzero(raw == 0) == size - 1
 
 
 def labels(codes: IntArray, table: Sequence[str | None]) -> Coded:

@@ -40,13 +40,14 @@ from discovery.ingest.dialect import sniff
 from discovery.ingest.figures import MONEY_PLACES, RATIO_PLACES
 from discovery.ingest.models import TradeBook
 from discovery.ingest.stream import ChunkStream, RetryTolerant
-from discovery.ingest.trim import trimmed
-from discovery.ingest.uuids import RetryTextIds
+from discovery.ingest.trim import join_plain, trimmed
+from discovery.ingest.uuids import PositionIds, RetryTextIds
 from discovery.json_lines import (
     Coded,
     Column,
     floats,
     ints,
+    joined_texts,
     json_lines,
     labels,
     records_of,
@@ -176,7 +177,7 @@ def _closed_chunk(rows: Rows, out: Outcome) -> ClosedChunk:
     known = (direction == LONG) | (direction == SHORT)
     columns: dict[str, Column] = {
         "row": ints(rows.rows[at]),
-        "position_uuid": texts(rows.uuid[at].positions()),
+        "position_uuid": _positions(rows.uuid[at]),
         "ticker": labels(ticker_codes, rows.tickers),
         "strategy": labels(rows.g_codes[at], rows.strategies),
         "short_window": whole_or_floats(n["Short_Window"][at]),
@@ -195,7 +196,7 @@ def _closed_chunk(rows: Rows, out: Outcome) -> ClosedChunk:
         "mfe_mae_ratio": floats(rounded(mfe_mae, RATIO_PLACES)),
         "exit_efficiency": floats(rounded(_efficiency(rows)[at], RATIO_PLACES)),
         "trade_quality": _labels(rows.text.get("Trade_Quality"), at),
-        "x_status": _labels(rows.text.get("X_Status"), at),
+        "x_status": _ids(rows.text.get("X_Status"), at),
     }
     return ClosedChunk(
         columns=columns,
@@ -238,10 +239,33 @@ def _efficiency(rows: Rows) -> FloatArray:
 
 
 def _labels(raw: ObjArray | None, at: IntArray) -> Column:
-    """A text column as trimmed labels, each distinct value trimmed once; over-long values are
-    not labels or ids: null."""
+    """A text column of few distinct values as trimmed labels, each distinct value trimmed and
+    encoded once; over-long values are not labels or ids: null."""
     if raw is None:
         return Coded(np.zeros(len(at), dtype=np.int64), ["null"])
     codes, uniques = pd.factorize(raw[at])  # a missing cell: code -1, the None appended last
     table = trimmed([str(v) for v in uniques.tolist()], MAX_RECORD_TEXT_CHARS) + [None]
     return labels(np.asarray(codes, dtype=np.int64), table)
+
+
+def _ids(raw: ObjArray | None, at: IntArray) -> Column:
+    """A text column of ids (nearly every value distinct), trimmed as `_labels` trims: each
+    value is its own label, so there is nothing to share."""
+    if raw is None:
+        return Coded(np.zeros(len(at), dtype=np.int64), ["null"])
+    values = raw[at]
+    joined = join_plain(values.tolist(), MAX_RECORD_TEXT_CHARS)  # None if a cell is missing
+    if joined is not None:
+        return joined_texts(joined, len(values))
+    stated = ~np.asarray(pd.isna(values), dtype=bool)
+    table = trimmed([str(v) for v in values[stated].tolist()], MAX_RECORD_TEXT_CHARS)
+    if stated.all():
+        return texts(table)
+    full = np.full(len(values), None, dtype=object)
+    full[stated] = table
+    return texts(full.tolist())
+
+
+def _positions(ids: PositionIds) -> Column:
+    joined = ids.joined()
+    return texts(ids.positions()) if joined is None else joined_texts(joined, len(ids))

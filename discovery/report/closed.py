@@ -27,7 +27,7 @@ from discovery.json_lines import Column, floats, json_lines, labels, records_of
 from discovery.report.facts import Closes
 
 INLINE_LIMIT = 5_000
-RECORD_CHUNK_ROWS = 20_000
+RECORD_CHUNK_ROWS = 10_000
 """The per-trade pass holds a chunk's JSON tokens as Python strings: a chunk this size keeps
 them to tens of MB while the per-chunk costs (pandas' parse, numpy calls) stay small."""
 
