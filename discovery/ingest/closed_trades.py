@@ -244,7 +244,7 @@ def _labels(raw: ObjArray | None, at: IntArray) -> Column:
     if raw is None:
         return Coded(np.zeros(len(at), dtype=np.int64), ["null"])
     codes, uniques = pd.factorize(raw[at])  # a missing cell: code -1, the None appended last
-    table = trimmed([str(v) for v in uniques.tolist()], MAX_RECORD_TEXT_CHARS) + [None]
+    table = [*trimmed([str(v) for v in uniques.tolist()], MAX_RECORD_TEXT_CHARS), None]
     return labels(np.asarray(codes, dtype=np.int64), table)
 
 

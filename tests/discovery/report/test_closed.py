@@ -89,10 +89,10 @@ TRICKY_HEADER = (
 )
 TRICKY_ROWS = [
     # padded id, a fractional window, -0.0 PnL, a quoted label with a comma, a 19-digit id
-    '  AAA_1  ,AAA,sma,10,20.5,2026-01-05,2026-01-15,100.125,110,2,Long,-0.0,0.1,Closed,'
+    "  AAA_1  ,AAA,sma,10,20.5,2026-01-05,2026-01-15,100.125,110,2,Long,-0.0,0.1,Closed,"
     '0.12,0.02,0.5,"Poor Setup - High Risk, Low Reward",1769731445675839191',
     # quotes, a backslash and non-ASCII text; no MFE/MAE; an unreadable efficiency
-    'BBB_2,BBB,EMA,5,10,2026-01-06,2026-01-20,50,45,10,Short,50.005,0.1,Closed,,,n/a,'
+    "BBB_2,BBB,EMA,5,10,2026-01-06,2026-01-20,50,45,10,Short,50.005,0.1,Closed,,,n/a,"
     '"say ""hi"" \\ café",id\u00e9',
     # blank labels, an id longer than a label may be, a near-half Return
     "CCC_3,CCC,SMA,10,20,2026-02-03,2026-02-13,30,30,1,Long,0,0.0000005,Closed,0.1,0,,  ,"
