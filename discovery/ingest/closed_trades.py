@@ -36,7 +36,7 @@ from discovery.ingest.columns import (
     IntArray,
     ObjArray,
 )
-from discovery.ingest.dialect import sniff
+from discovery.ingest.dialect import Dialect, sniff
 from discovery.ingest.figures import MONEY_PLACES, RATIO_PLACES
 from discovery.ingest.models import TradeBook
 from discovery.ingest.stream import ChunkStream, RetryTolerant
@@ -59,12 +59,40 @@ from discovery.json_lines import (
 def second_pass(
     book: TradeBook, columns: Sequence[str], *, chunk_rows: int = 50_000
 ) -> Iterator[tuple[Rows, Outcome]]:
-    """The book's file again, chunk by chunk, as decoded rows (same rules as the first pass)."""
+    """The book's file again, chunk by chunk, as decoded rows (same rules as the first pass).
+
+    The optional number columns (`RECORD_NUMBER_COLUMNS`) are first parsed as numbers by
+    pandas, with no Python object per cell. A value there that is not a number makes the pass
+    start again with them as text (where it becomes NaN) and skip the chunks already handed
+    out: they are the same chunks, with the same values, as pandas reads a number that parses
+    the way `pd.to_numeric` reads its text.
+    """
     path = book.source_path
     dialect = sniff(path, book.source_bytes)
     wanted = tuple(c for c in RECORD_COLUMNS if c in columns and c not in _UNUSED)
     if "Exit_Efficiency_Fixed" in dialect.columns:  # the one `_efficiency` takes
         wanted = tuple(c for c in wanted if c != "Exit_Efficiency")
+    numbers_first = not book.numbers_as_text and dialect.decimal == "."
+    handed = 0
+    for extras_as_text in (False, True) if numbers_first else (True,):
+        try:
+            for i, chunk in enumerate(_decoded(book, dialect, wanted, chunk_rows, extras_as_text)):
+                if i == handed:
+                    handed += 1
+                    yield chunk
+            return
+        except _ExtrasAreText:
+            continue
+
+
+class _ExtrasAreText(Exception):
+    """An optional number column holds text: read it as text."""
+
+
+def _decoded(
+    book: TradeBook, dialect: Dialect, wanted: tuple[str, ...], chunk_rows: int, as_text: bool
+) -> Iterator[tuple[Rows, Outcome]]:
+    path = book.source_path
     decoder = Decoder(path, dialect, wanted)
     texts = tuple(c for c in RECORD_TEXT_COLUMNS if c in decoder.has)
     numbers = tuple(c for c in RECORD_NUMBER_COLUMNS if c in decoder.has)
@@ -75,7 +103,7 @@ def second_pass(
         chunk_rows,
         tolerant=book.numbers_as_text,
         ids_as_text=book.ids_as_text,
-        as_text=RECORD_NUMBER_COLUMNS,
+        as_text=RECORD_NUMBER_COLUMNS if as_text else (),
     )
     try:
         for frame in stream:
@@ -88,8 +116,12 @@ def second_pass(
             )
             if rows is not None:
                 yield rows, outcome(rows)
-    except (RetryTolerant, RetryTextIds):
+    except RetryTolerant:
+        if not as_text:
+            raise _ExtrasAreText from None
         # The first pass read these bytes without needing a retry: they are not the same bytes.
+        raise _changed(path) from None
+    except RetryTextIds:
         raise _changed(path) from None
     if stream.sha256 != book.sha256:
         raise _changed(path)

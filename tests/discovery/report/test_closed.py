@@ -160,3 +160,17 @@ def test_a_file_without_the_optional_columns_gives_nulls(tmp_path: Path) -> None
     )
     assert list(record) == [*RECORD_KEYS, "currency", "benchmark_return", "excess_return"]
     book.exits.close()
+
+
+def test_text_among_the_efficiencies_later_in_the_file_gives_null_once(tmp_path: Path) -> None:
+    """The optional numbers are parsed as numbers first; text in a later chunk starts the pass
+    again with them as text, without handing out the earlier chunks twice."""
+    row = "T{i},AAA,SMA,10,20,2026-01-05,2026-01-15,100,110,2,Long,20,0.1,Closed,0.12,0.02,{e},Good,{i}"
+    efficiencies = ["0.5", "", "1e3", "-0.25", "abc", "0.75", "2"]
+    rows = [row.format(i=i, e=e) for i, e in enumerate(efficiencies)]
+    book = tricky_book(tmp_path, TRICKY_HEADER, rows)
+    for size in (2, 3, 100):
+        got = list(closed_trade_records(iter_closed_chunks(book, chunk_rows=size), None, {}))
+        assert [r["row"] for r in got] == list(range(2, 9))
+        assert [r["exit_efficiency"] for r in got] == [0.5, None, 1000.0, -0.25, None, 0.75, 2.0]
+    book.exits.close()
