@@ -2,11 +2,10 @@
 
 A million records as dicts cost seconds just to build; here each column becomes its JSON tokens
 in C (`orjson` over a numpy array, or over all of a column's strings joined into one, then
-split), or each distinct value is encoded once and broadcast through row codes. Each key is
-baked into its column's tokens by one `str.replace`, so a chunk's lines are one `str.join`
-over the interleaved columns. The tokens are what `orjson.dumps` writes for the same Python
-values (floats as shortest round-trip, NaN as null), so a line parses to the record a dict
-would give.
+split), or each distinct value is encoded once and broadcast through row codes; a chunk's
+lines are then one `str.join` over the interleaved keys and tokens. The tokens are what
+`orjson.dumps` writes for the same Python values (floats as shortest round-trip, NaN as null),
+so a line parses to the record a dict would give.
 """
 
 from __future__ import annotations
@@ -34,10 +33,8 @@ class Joined:
     size: int
     sep: str = _SEP
 
-    def keyed(self, prefix: str, suffix: str) -> list[str]:
-        if not self.size:
-            return []
-        return (prefix + self.text.replace(self.sep, suffix + _SEP + prefix) + suffix).split(_SEP)
+    def tokens(self) -> list[str]:
+        return self.text.split(self.sep) if self.size else []
 
 
 @dataclass(frozen=True)
@@ -52,8 +49,12 @@ class Coded:
         return len(self.codes)
 
     def keyed(self, prefix: str, suffix: str) -> list[str]:
+        """Each row's token with `prefix` and `suffix` (the table's tokens built once)."""
         table = np.array([prefix + t + suffix for t in self.table], dtype=object)
         return list(table[self.codes].tolist())
+
+    def tokens(self) -> list[str]:
+        return self.keyed("", "")
 
 
 Column = Joined | Coded
@@ -61,7 +62,7 @@ Column = Joined | Coded
 
 def tokens(column: Column) -> list[str]:
     """A column's tokens one by one (what a line holds after the key)."""
-    return column.keyed("", "")
+    return column.tokens()
 
 
 def floats(values: FloatArray) -> Joined:
@@ -138,17 +139,40 @@ def labels(codes: IntArray, table: Sequence[str | None]) -> Coded:
 
 
 def json_lines(columns: Mapping[str, Column]) -> bytes:
-    """One JSON object per row, keys in column order, a newline after each."""
+    """One JSON object per row, keys in column order, a newline after each.
+
+    A chunk's lines are one join over interleaved slots: a coded column's tokens carry the
+    text around them (its key, and the next key when the next column is split tokens), which
+    costs nothing per row; split tokens get their key as a constant slot of their own.
+    """
     if not columns:
         return b""
     sizes = {c.size for c in columns.values()}
     if len(sizes) != 1:
         raise ValueError("the record columns differ in length")
-    rows, width = sizes.pop(), len(columns)
+    rows = sizes.pop()
+    keys = [orjson.dumps(k).decode() + ":" for k in columns]
+    between = ["{" + keys[0], *("," + k for k in keys[1:]), "}\n"]  # before each, and the end
+    listed = list(columns.values())
+    slots: list[list[str] | str] = []
+    lead = between[0]
+    for i, column in enumerate(listed):
+        after = between[i + 1]
+        if isinstance(column, Coded):
+            takes_after = i + 1 == len(listed) or isinstance(listed[i + 1], Joined)
+            slots.append(column.keyed(lead, after if takes_after else ""))
+            lead = "" if takes_after else after
+        else:
+            if lead:
+                slots.append(lead)
+            slots.append(column.tokens())
+            lead = after
+    if lead:
+        slots.append(lead)
+    width = len(slots)
     parts: list[str] = [""] * (rows * width)
-    for i, (key, column) in enumerate(columns.items()):
-        prefix = ("{" if i == 0 else ",") + orjson.dumps(key).decode() + ":"
-        parts[i::width] = column.keyed(prefix, "}\n" if i == width - 1 else "")
+    for i, slot in enumerate(slots):
+        parts[i::width] = [slot] * rows if isinstance(slot, str) else slot
     return "".join(parts).encode()
 
 

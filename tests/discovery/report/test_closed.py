@@ -165,7 +165,9 @@ def test_a_file_without_the_optional_columns_gives_nulls(tmp_path: Path) -> None
 def test_text_among_the_efficiencies_later_in_the_file_gives_null_once(tmp_path: Path) -> None:
     """The optional numbers are parsed as numbers first; text in a later chunk starts the pass
     again with them as text, without handing out the earlier chunks twice."""
-    row = "T{i},AAA,SMA,10,20,2026-01-05,2026-01-15,100,110,2,Long,20,0.1,Closed,0.12,0.02,{e},Good,{i}"
+    row = (
+        "T{i},AAA,SMA,10,20,2026-01-05,2026-01-15,100,110,2,Long,20,0.1,Closed,0.12,0.02,{e},G,{i}"
+    )
     efficiencies = ["0.5", "", "1e3", "-0.25", "abc", "0.75", "2"]
     rows = [row.format(i=i, e=e) for i, e in enumerate(efficiencies)]
     book = tricky_book(tmp_path, TRICKY_HEADER, rows)
