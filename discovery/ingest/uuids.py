@@ -96,7 +96,7 @@ class PositionIds:
 
     def positions(self) -> list[str | None]:
         """Every row's id for the report, as `position` gives it (one list, no per-row lookup)."""
-        if self.as_bytes:
+        if self.as_bytes:  # tolist() drops the fixed width's trailing NULs
             ids = [b.decode("utf-8") for b in self.values.tolist()]
         else:
             ids = [str(v) for v in self.values.tolist()]
