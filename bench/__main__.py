@@ -9,7 +9,17 @@ import importlib
 import sys
 import time
 
-BENCHES = ("ingest", "inventory", "cache", "services", "sandbox", "discovery", "refresh", "team")
+BENCHES = (
+    "ingest",
+    "inventory",
+    "cache",
+    "services",
+    "sandbox",
+    "discovery",
+    "refresh",
+    "team",
+    "report",
+)
 
 
 def main(argv: list[str]) -> int:

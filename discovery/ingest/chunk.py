@@ -180,17 +180,24 @@ class Decoder:
         )
 
     def _lenient(self, frame: pd.DataFrame, column: str) -> FloatArray:
-        """An optional number column read as text: what is not a finite, plausible number is
-        missing (NaN), never a refusal (the first pass did not read it)."""
+        """An optional number column (read as text, or as numbers when every value is one): what
+        is not a finite, plausible number is missing (NaN), never a refusal (the first pass did
+        not read it)."""
         if column not in self.has:
             return np.full(len(frame), np.nan)
-        text = frame[column].astype(object)
-        if self.dialect.decimal == ",":
-            text = text.map(lambda v: v.replace(",", ".") if isinstance(v, str) else v)
-        values = np.array(pd.to_numeric(text, errors="coerce"), dtype=np.float64)
+        if frame[column].dtype == np.float64:  # parsed as numbers already (the same numbers)
+            values = frame[column].to_numpy(dtype=np.float64, copy=True)
+        else:
+            values = self._numbers_of_text(frame[column])
         with np.errstate(invalid="ignore"):
             values[~(np.abs(values) < MAX_MAGNITUDE)] = np.nan
         return values
+
+    def _numbers_of_text(self, column: pd.Series) -> FloatArray:
+        text = column.astype(object)
+        if self.dialect.decimal == ",":
+            text = text.map(lambda v: v.replace(",", ".") if isinstance(v, str) else v)
+        return np.array(pd.to_numeric(text, errors="coerce"), dtype=np.float64)
 
     # -- steps ------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ Memory stays one chunk.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,20 +36,63 @@ from discovery.ingest.columns import (
     IntArray,
     ObjArray,
 )
-from discovery.ingest.dialect import sniff
+from discovery.ingest.dialect import Dialect, sniff
 from discovery.ingest.figures import MONEY_PLACES, RATIO_PLACES
 from discovery.ingest.models import TradeBook
 from discovery.ingest.stream import ChunkStream, RetryTolerant
-from discovery.ingest.uuids import RetryTextIds
+from discovery.ingest.trim import join_plain, trimmed
+from discovery.ingest.uuids import PositionIds, RetryTextIds
+from discovery.json_lines import (
+    Coded,
+    Column,
+    floats,
+    ints,
+    joined_texts,
+    json_lines,
+    labels,
+    records_of,
+    texts,
+    whole_or_floats,
+)
 
 
 def second_pass(
     book: TradeBook, columns: Sequence[str], *, chunk_rows: int = 50_000
 ) -> Iterator[tuple[Rows, Outcome]]:
-    """The book's file again, chunk by chunk, as decoded rows (same rules as the first pass)."""
+    """The book's file again, chunk by chunk, as decoded rows (same rules as the first pass).
+
+    The optional number columns (`RECORD_NUMBER_COLUMNS`) are first parsed as numbers by
+    pandas, with no Python object per cell. A value there that is not a number makes the pass
+    start again with them as text (where it becomes NaN) and skip the chunks already handed
+    out: they are the same chunks, with the same values, as pandas reads a number that parses
+    the way `pd.to_numeric` reads its text.
+    """
     path = book.source_path
     dialect = sniff(path, book.source_bytes)
-    wanted = tuple(c for c in RECORD_COLUMNS if c in columns)
+    wanted = tuple(c for c in RECORD_COLUMNS if c in columns and c not in _UNUSED)
+    if "Exit_Efficiency_Fixed" in dialect.columns:  # the one `_efficiency` takes
+        wanted = tuple(c for c in wanted if c != "Exit_Efficiency")
+    numbers_first = not book.numbers_as_text and dialect.decimal == "."
+    handed = 0
+    for extras_as_text in (False, True) if numbers_first else (True,):
+        try:
+            for i, chunk in enumerate(_decoded(book, dialect, wanted, chunk_rows, extras_as_text)):
+                if i == handed:
+                    handed += 1
+                    yield chunk
+            return
+        except _ExtrasAreText:
+            continue
+
+
+class _ExtrasAreText(Exception):
+    """An optional number column holds text: read it as text."""
+
+
+def _decoded(
+    book: TradeBook, dialect: Dialect, wanted: tuple[str, ...], chunk_rows: int, as_text: bool
+) -> Iterator[tuple[Rows, Outcome]]:
+    path = book.source_path
     decoder = Decoder(path, dialect, wanted)
     texts = tuple(c for c in RECORD_TEXT_COLUMNS if c in decoder.has)
     numbers = tuple(c for c in RECORD_NUMBER_COLUMNS if c in decoder.has)
@@ -60,7 +103,7 @@ def second_pass(
         chunk_rows,
         tolerant=book.numbers_as_text,
         ids_as_text=book.ids_as_text,
-        as_text=RECORD_NUMBER_COLUMNS,
+        as_text=RECORD_NUMBER_COLUMNS if as_text else (),
     )
     try:
         for frame in stream:
@@ -73,11 +116,20 @@ def second_pass(
             )
             if rows is not None:
                 yield rows, outcome(rows)
-    except (RetryTolerant, RetryTextIds):
+    except RetryTolerant:
+        if not as_text:
+            raise _ExtrasAreText from None
         # The first pass read these bytes without needing a retry: they are not the same bytes.
+        raise _changed(path) from None
+    except RetryTextIds:
         raise _changed(path) from None
     if stream.sha256 != book.sha256:
         raise _changed(path)
+
+
+_UNUSED = ("Duration_Days", "Days_Since_Entry", "Current_Unrealized_PnL")
+"""First-pass columns no record field reads (duration_days comes from the dates): not parsed
+again. The bytes are hashed all the same."""
 
 
 def _changed(path: Path) -> InputError:
@@ -105,28 +157,22 @@ cents, ratios to 6 places."""
 
 @dataclass(frozen=True)
 class ClosedChunk:
-    """One chunk's closed trades as columns (JSON-ready lists keyed by `RECORD_KEYS`), plus the
-    raw arrays the benchmark comparison needs. Columns, not one object per trade: a million
-    trades are a million JSON lines, and per-field Python work per row is what made them slow."""
+    """One chunk's closed trades as columns of JSON tokens keyed by `RECORD_KEYS`, plus the raw
+    arrays the benchmark comparison needs. Tokens, not one object per trade: a million trades
+    are a million JSON lines, and per-field Python work per row is what made them slow."""
 
-    columns: dict[str, list[Any]]
+    columns: dict[str, Column]
+    ticker_codes: IntArray  # into `tickers`
     tickers: list[str]
     entry_ordinal: IntArray
     exit_ordinal: IntArray  # NO_DAY where the trade has no exit date
     returns: FloatArray  # the CSV's Return, unrounded (NaN: not stated)
 
     def __len__(self) -> int:
-        return len(self.tickers)
+        return len(self.ticker_codes)
 
-    def records(self) -> Iterator[dict[str, Any]]:
-        return records_of(self.columns)
-
-
-def records_of(columns: Mapping[str, list[Any]]) -> Iterator[dict[str, Any]]:
-    """Equal-length columns as one dict per row, keys in column order."""
-    keys = tuple(columns)
-    for values in zip(*columns.values(), strict=True):
-        yield dict(zip(keys, values, strict=True))
+    def records(self) -> list[dict[str, Any]]:
+        return records_of(json_lines(self.columns))
 
 
 def iter_closed_chunks(book: TradeBook, *, chunk_rows: int = 50_000) -> Iterator[ClosedChunk]:
@@ -148,56 +194,55 @@ def iter_closed_trades(book: TradeBook, *, chunk_rows: int = 50_000) -> Iterator
 
 
 _EPOCH_ORDINAL = day_from_epoch(0).toordinal()
-_DIRECTION_NAMES = np.array(["Long", "Short", None], dtype=object)
+_DIRECTION_NAMES = ["Long", "Short", None]
 
 
 def _closed_chunk(rows: Rows, out: Outcome) -> ClosedChunk:
     at = np.flatnonzero(out.closed)
     n = rows.number
     ticker_codes = rows.t_codes[at]
-    tickers = np.array(rows.tickers, dtype=object)[ticker_codes].tolist()
     mfe, mae = n["Max_Favourable_Excursion"][at], n["Max_Adverse_Excursion"][at]
     with np.errstate(divide="ignore", invalid="ignore"):
         mfe_mae = np.where(mae > 0, mfe / mae, np.nan)
     exit_day = rows.exit_day[at]
-    held = out.holding_days[at]
     direction = rows.direction[at]
     known = (direction == LONG) | (direction == SHORT)
-    columns: dict[str, list[Any]] = {
-        "row": rows.rows[at].tolist(),
-        "position_uuid": rows.uuid[at].positions(),
-        "ticker": tickers,
-        "strategy": [rows.strategies[c] for c in rows.g_codes[at].tolist()],
-        "short_window": _windows(n["Short_Window"][at]),
-        "long_window": _windows(n["Long_Window"][at]),
-        "entry_date": _iso_days(rows.entry_day[at]),
-        "exit_date": _iso_days(exit_day),
-        "entry_price": _plain(n["Avg_Entry_Price"][at]),
-        "exit_price": _plain(n["Avg_Exit_Price"][at]),
-        "direction": _DIRECTION_NAMES[np.where(known, direction, 2)].tolist(),
-        "position_size": _plain(n["Position_Size"][at]),
-        "pnl": rounded(n["PnL"][at], MONEY_PLACES),
-        "return": rounded(n["Return"][at], RATIO_PLACES),
-        "duration_days": [None if h != h else int(h) for h in held.tolist()],
-        "mfe": rounded(mfe, RATIO_PLACES),
-        "mae": rounded(mae, RATIO_PLACES),
-        "mfe_mae_ratio": rounded(mfe_mae, RATIO_PLACES),
-        "exit_efficiency": rounded(_efficiency(rows)[at], RATIO_PLACES),
+    columns: dict[str, Column] = {
+        "row": ints(rows.rows[at]),
+        "position_uuid": _positions(rows.uuid[at]),
+        "ticker": labels(ticker_codes, rows.tickers),
+        "strategy": labels(rows.g_codes[at], rows.strategies),
+        "short_window": whole_or_floats(n["Short_Window"][at]),
+        "long_window": whole_or_floats(n["Long_Window"][at]),
+        "entry_date": labels(rows.e_codes[at], _iso_days(rows.entry_lut)),
+        "exit_date": labels(rows.x_codes[at], _iso_days(rows.exit_lut)),
+        "entry_price": floats(n["Avg_Entry_Price"][at]),
+        "exit_price": floats(n["Avg_Exit_Price"][at]),
+        "direction": labels(np.where(known, direction, 2), _DIRECTION_NAMES),
+        "position_size": floats(n["Position_Size"][at]),
+        "pnl": floats(rounded(n["PnL"][at], MONEY_PLACES)),
+        "return": floats(rounded(n["Return"][at], RATIO_PLACES)),
+        "duration_days": whole_or_floats(out.holding_days[at]),
+        "mfe": floats(rounded(mfe, RATIO_PLACES)),
+        "mae": floats(rounded(mae, RATIO_PLACES)),
+        "mfe_mae_ratio": floats(rounded(mfe_mae, RATIO_PLACES)),
+        "exit_efficiency": floats(rounded(_efficiency(rows)[at], RATIO_PLACES)),
         "trade_quality": _labels(rows.text.get("Trade_Quality"), at),
-        "x_status": _labels(rows.text.get("X_Status"), at),
+        "x_status": _ids(rows.text.get("X_Status"), at),
     }
     return ClosedChunk(
         columns=columns,
-        tickers=tickers,
+        ticker_codes=ticker_codes,
+        tickers=rows.tickers,
         entry_ordinal=rows.entry_day[at] + _EPOCH_ORDINAL,
         exit_ordinal=np.where(exit_day == NO_DAY, NO_DAY, exit_day + _EPOCH_ORDINAL),
         returns=n["Return"][at],
     )
 
 
-def rounded(values: FloatArray, places: int) -> list[float | None]:
-    """JSON-ready numbers rounded to `places` exactly as Python's `round` does (NaN: None), so
-    the records agree with every other rounded figure of the report. `np.round` scales, rounds
+def rounded(values: FloatArray, places: int) -> FloatArray:
+    """`values` rounded to `places` exactly as Python's `round` does (NaN stays NaN), so the
+    records agree with every other rounded figure of the report. `np.round` scales, rounds
     and divides, which can land on the other side of a near-half; those few values, and values
     too large for the scaling to be exact, are redone with `round`. Refuses inf loudly, as
     `finite` does: the report never carries one."""
@@ -205,31 +250,16 @@ def rounded(values: FloatArray, places: int) -> list[float | None]:
         raise ValueError("a non-finite value reached the closed-trade records")
     out = np.round(values, places)
     scaled = np.abs(values) * 10.0**places
-    with np.errstate(invalid="ignore"):  # NaN compares False: kept as NaN, written as None
+    with np.errstate(invalid="ignore"):  # NaN compares False: kept as NaN, written as null
         redo = (np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6) | (scaled >= 2.0**52)
     for i in np.flatnonzero(redo).tolist():
         out[i] = round(float(values[i]), places)
-    return _plain(out)
-
-
-def _plain(values: FloatArray) -> list[float | None]:
-    if np.isinf(values).any():
-        raise ValueError("a non-finite value reached the closed-trade records")
-    return [None if v != v else v + 0.0 for v in values.tolist()]  # + 0.0: -0.0 becomes 0.0
-
-
-def _windows(values: FloatArray) -> list[int | float | None]:
-    return [None if v is None else int(v) if v.is_integer() else v for v in _plain(values)]
+    return out
 
 
 def _iso_days(days: IntArray) -> list[str | None]:
-    """Epoch days as ISO dates, each distinct day formatted once (NO_DAY: None)."""
-    unique, inverse = np.unique(days, return_inverse=True)
-    labels = np.array(
-        [None if d == NO_DAY else day_from_epoch(d).isoformat() for d in unique.tolist()],
-        dtype=object,
-    )
-    return list(labels[inverse.reshape(-1)].tolist())
+    """Epoch days as ISO dates (NO_DAY: None): a chunk's short table of distinct dates."""
+    return [None if d == NO_DAY else day_from_epoch(d).isoformat() for d in days.tolist()]
 
 
 def _efficiency(rows: Rows) -> FloatArray:
@@ -240,15 +270,34 @@ def _efficiency(rows: Rows) -> FloatArray:
     return np.full(len(rows), np.nan)
 
 
-def _labels(raw: ObjArray | None, at: IntArray) -> list[str | None]:
-    """A text column as trimmed labels, each distinct value trimmed once; over-long values are
-    not labels or ids: None."""
+def _labels(raw: ObjArray | None, at: IntArray) -> Column:
+    """A text column of few distinct values as trimmed labels, each distinct value trimmed and
+    encoded once; over-long values are not labels or ids: null."""
     if raw is None:
-        return [None] * len(at)
+        return Coded(np.zeros(len(at), dtype=np.int64), ["null"])
     codes, uniques = pd.factorize(raw[at])  # a missing cell: code -1, the None appended last
-    labels: list[str | None] = []
-    for value in uniques.tolist():
-        text = str(value).strip()
-        labels.append(text if text and len(text) <= MAX_RECORD_TEXT_CHARS else None)
-    labels.append(None)
-    return list(np.array(labels, dtype=object)[codes].tolist())
+    table = [*trimmed([str(v) for v in uniques.tolist()], MAX_RECORD_TEXT_CHARS), None]
+    return labels(np.asarray(codes, dtype=np.int64), table)
+
+
+def _ids(raw: ObjArray | None, at: IntArray) -> Column:
+    """A text column of ids (nearly every value distinct), trimmed as `_labels` trims: each
+    value is its own label, so there is nothing to share."""
+    if raw is None:
+        return Coded(np.zeros(len(at), dtype=np.int64), ["null"])
+    values = raw[at]
+    joined = join_plain(values.tolist(), MAX_RECORD_TEXT_CHARS)  # None if a cell is missing
+    if joined is not None:
+        return joined_texts(joined, len(values))
+    stated = ~np.asarray(pd.isna(values), dtype=bool)
+    table = trimmed([str(v) for v in values[stated].tolist()], MAX_RECORD_TEXT_CHARS)
+    if stated.all():
+        return texts(table)
+    full = np.full(len(values), None, dtype=object)
+    full[stated] = table
+    return texts(full.tolist())
+
+
+def _positions(ids: PositionIds) -> Column:
+    joined = ids.joined()
+    return texts(ids.positions()) if joined is None else joined_texts(joined, len(ids))

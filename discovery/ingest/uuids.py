@@ -24,6 +24,7 @@ import pandas as pd
 
 from discovery.errors import InputError
 from discovery.ingest.columns import BoolArray, IntArray
+from discovery.ingest.trim import joined_plain
 
 WIDTH = 64
 """Bytes per id in the fast form (real ids, `BRK-B_SMA_100_200_2015-01-02`, are ~30)."""
@@ -103,6 +104,17 @@ class PositionIds:
             None if m else i.strip() or None
             for i, m in zip(ids, self.missing.tolist(), strict=True)
         ]
+
+    def joined(self) -> str | None:
+        """Every id NUL-joined, when each is stated and needs no trimming (the usual case, with
+        no step per row); otherwise None and `positions` says what each one is."""
+        if self.missing.any():
+            return None
+        if self.as_bytes:  # tolist(): the fixed width's trailing NULs dropped
+            text = b"\x00".join(self.values.tolist()).decode("utf-8")
+        else:
+            text = "\x00".join(str(v) for v in self.values.tolist())
+        return text if joined_plain(text, len(self)) else None
 
     def is_header(self, name: str, among: BoolArray) -> BoolArray:
         """Rows of `among` whose id, trimmed, is `name` (the header's: a repeated header line)."""

@@ -11,6 +11,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -468,10 +469,17 @@ def closed_trades_section(
         return list(closed_trade_records(chunks, benchmark, currency_of))
     count = 0
     try:
-        with atomic_writer(spill) as handle:
+        # One block written on a worker thread (the write releases the GIL) while the next one
+        # is encoded: the kernel's copy of half a gigabyte overlaps the encoding.
+        with atomic_writer(spill) as handle, ThreadPoolExecutor(1, "closed-write") as writer:
+            written: Future[int] | None = None
             for block, records in closed_trade_lines(chunks, benchmark, currency_of):
-                handle.write(block)
+                if written is not None:
+                    written.result()
+                written = writer.submit(handle.write, block)
                 count += records
+            if written is not None:
+                written.result()
     except OSError as exc:
         raise storage_sentence(spill, exc, "the closed trades") or exc from None
     return {"path": f"{spill.parent.name}/{spill.name}", "count": count}

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from discovery.ingest.closed_trades import iter_closed_chunks, rounded
+from discovery.ingest.closed_trades import RECORD_KEYS, iter_closed_chunks, rounded
+from discovery.json_lines import floats, tokens
 from discovery.report.closed import closed_trade_records
 from discovery.runs import discover
 from tests.discovery.report.test_sections import book_of, spy
+from tests.discovery.test_json_lines import strict
 
 pytest_plugins = ["tests.discovery.report.test_sections"]
 
@@ -67,7 +70,7 @@ def test_records_are_the_same_whatever_the_chunk_size(root: Path) -> None:
 def test_rounding_is_pythons(values: list[float], places: int) -> None:
     import numpy as np
 
-    got = rounded(np.array(values, dtype=np.float64), places)
+    got = orjson.loads("[" + ",".join(tokens(floats(rounded(np.array(values), places)))) + "]")
     want = [None if math.isnan(v) else round(v, places) + 0.0 for v in values]
     assert got == want
 
@@ -77,3 +80,99 @@ def test_an_infinite_value_is_refused() -> None:
 
     with pytest.raises(ValueError, match="non-finite"):
         rounded(np.array([1.0, math.inf]), 6)
+
+
+TRICKY_HEADER = (
+    "Position_UUID,Ticker,Strategy_Type,Short_Window,Long_Window,Entry_Timestamp,Exit_Timestamp,"
+    "Avg_Entry_Price,Avg_Exit_Price,Position_Size,Direction,PnL,Return,Status,"
+    "Max_Favourable_Excursion,Max_Adverse_Excursion,Exit_Efficiency,Trade_Quality,X_Status"
+)
+TRICKY_ROWS = [
+    # padded id, a fractional window, -0.0 PnL, a quoted label with a comma, a 19-digit id
+    "  AAA_1  ,AAA,sma,10,20.5,2026-01-05,2026-01-15,100.125,110,2,Long,-0.0,0.1,Closed,"
+    '0.12,0.02,0.5,"Poor Setup - High Risk, Low Reward",1769731445675839191',
+    # quotes, a backslash and non-ASCII text; no MFE/MAE; an unreadable efficiency
+    "BBB_2,BBB,EMA,5,10,2026-01-06,2026-01-20,50,45,10,Short,50.005,0.1,Closed,,,n/a,"
+    '"say ""hi"" \\ café",id\u00e9',
+    # blank labels, an id longer than a label may be, a near-half Return
+    "CCC_3,CCC,SMA,10,20,2026-02-03,2026-02-13,30,30,1,Long,0,0.0000005,Closed,0.1,0,,  ,"
+    + "9" * 70,
+    # an open position: no record
+    "AAA_4,AAA,SMA,10,20,2026-03-10,,100,,3,Long,,,Open,,,,,",
+]
+
+
+def tricky_book(tmp_path: Path, header: str, rows: list[str]) -> Any:
+    from discovery.ingest.trades import ingest
+
+    csv = tmp_path / "tricky.csv"
+    csv.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return ingest(csv)
+
+
+def test_tricky_values_give_the_records_written_out_by_hand(tmp_path: Path) -> None:
+    book = tricky_book(tmp_path, TRICKY_HEADER, TRICKY_ROWS)
+    got = list(closed_trade_records(iter_closed_chunks(book, chunk_rows=2), None, {"AAA": "USD"}))
+    base = {"benchmark_return": None, "excess_return": None}
+    want = [
+        {
+            "row": 2, "position_uuid": "AAA_1", "ticker": "AAA", "strategy": "SMA",
+            "short_window": 10, "long_window": 20.5, "entry_date": "2026-01-05",
+            "exit_date": "2026-01-15", "entry_price": 100.125, "exit_price": 110.0,
+            "direction": "Long", "position_size": 2.0, "pnl": 0.0, "return": 0.1,
+            "duration_days": 10, "mfe": 0.12, "mae": 0.02, "mfe_mae_ratio": 6.0,
+            "exit_efficiency": 0.5, "trade_quality": "Poor Setup - High Risk, Low Reward",
+            "x_status": "1769731445675839191", "currency": "USD", **base,
+        },
+        {
+            "row": 3, "position_uuid": "BBB_2", "ticker": "BBB", "strategy": "EMA",
+            "short_window": 5, "long_window": 10, "entry_date": "2026-01-06",
+            "exit_date": "2026-01-20", "entry_price": 50.0, "exit_price": 45.0,
+            "direction": "Short", "position_size": 10.0, "pnl": round(50.005, 2), "return": 0.1,
+            "duration_days": 14, "mfe": None, "mae": None, "mfe_mae_ratio": None,
+            "exit_efficiency": None, "trade_quality": 'say "hi" \\ café', "x_status": "idé",
+            "currency": None, **base,
+        },
+        {
+            "row": 4, "position_uuid": "CCC_3", "ticker": "CCC", "strategy": "SMA",
+            "short_window": 10, "long_window": 20, "entry_date": "2026-02-03",
+            "exit_date": "2026-02-13", "entry_price": 30.0, "exit_price": 30.0,
+            "direction": "Long", "position_size": 1.0, "pnl": 0.0, "return": round(5e-7, 6),
+            "duration_days": 10, "mfe": 0.1, "mae": 0.0, "mfe_mae_ratio": None,
+            "exit_efficiency": None, "trade_quality": None, "x_status": None,
+            "currency": None, **base,
+        },
+    ]  # fmt: skip
+    assert [strict(r) for r in got] == [strict(r) for r in want]
+    assert orjson.dumps(got[0]["pnl"]) == b"0.0"  # -0.0 written as 0.0
+    book.exits.close()
+
+
+def test_a_file_without_the_optional_columns_gives_nulls(tmp_path: Path) -> None:
+    header = TRICKY_HEADER.rsplit(",Exit_Efficiency", 1)[0]
+    rows = [",".join(r.split(",")[:16]) for r in TRICKY_ROWS[2:]]
+    book = tricky_book(tmp_path, header, rows)
+    (record,) = closed_trade_records(iter_closed_chunks(book), None, {})
+    assert (record["exit_efficiency"], record["trade_quality"], record["x_status"]) == (
+        None,
+        None,
+        None,
+    )
+    assert list(record) == [*RECORD_KEYS, "currency", "benchmark_return", "excess_return"]
+    book.exits.close()
+
+
+def test_text_among_the_efficiencies_later_in_the_file_gives_null_once(tmp_path: Path) -> None:
+    """The optional numbers are parsed as numbers first; text in a later chunk starts the pass
+    again with them as text, without handing out the earlier chunks twice."""
+    row = (
+        "T{i},AAA,SMA,10,20,2026-01-05,2026-01-15,100,110,2,Long,20,0.1,Closed,0.12,0.02,{e},G,{i}"
+    )
+    efficiencies = ["0.5", "", "1e3", "-0.25", "abc", "0.75", "2"]
+    rows = [row.format(i=i, e=e) for i, e in enumerate(efficiencies)]
+    book = tricky_book(tmp_path, TRICKY_HEADER, rows)
+    for size in (2, 3, 100):
+        got = list(closed_trade_records(iter_closed_chunks(book, chunk_rows=size), None, {}))
+        assert [r["row"] for r in got] == list(range(2, 9))
+        assert [r["exit_efficiency"] for r in got] == [0.5, None, 1000.0, -0.25, None, 0.75, 2.0]
+    book.exits.close()
