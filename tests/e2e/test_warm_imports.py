@@ -3,7 +3,7 @@
 Issue 13 item 7: the warm run's wall time is mostly imports, so what it must not load is pinned
 here: the browser TLS stack, the simulator, the team backends, the MCP SDK, the retry machinery,
 the pure-Python schema validator (only a failing report is re-checked with it), psutil (RSS is
-read from /proc on Linux) and the other commands' CLI modules.
+read from /proc on Linux), pydantic-settings and the other commands' CLI modules.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ NEVER_ON_A_WARM_RUN = (
     "tenacity",
     "jsonschema",
     "psutil",
+    "pydantic_settings",  # the settings read their variables themselves
+    "dotenv",
+    "discovery.runs.cluster",  # one portfolio without --scheduler/--cluster runs right here
     "discovery.cli.cache",
     "discovery.cli.mcp",
     "discovery.cli.sandbox",
