@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from discovery.cli import imports_uncollected
 from discovery.cli.common import (
     EXIT_OK,
     ClusterOption,
@@ -128,7 +129,8 @@ def discover(
 
     Several portfolios run one after another in this process; with --scheduler or --cluster
     each is a task on a Dask cluster. The exit code is then the worst of the runs."""
-    from discovery.runs.discover import DiscoverOptions, discover_async
+    with imports_uncollected():  # the pipeline: pandas and ~60 modules (see discovery.cli)
+        from discovery.runs.discover import DiscoverOptions, discover_async
     from discovery.tickers import is_valid_ticker, normalize_ticker
 
     settings = settings_from(
