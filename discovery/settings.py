@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -172,6 +171,8 @@ def expand_env_refs(value: Any, where: str, environ: Mapping[str, str] | None = 
 
 def load_toml(path: Path) -> dict[str, Any]:
     """Read and expand a tradescout.toml; unreadable or invalid TOML is a ConfigError."""
+    import tomllib  # only when there is a file to read (1.5 ms of a run without one)
+
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
