@@ -15,10 +15,11 @@ they never print. `[shared]` says how far limits, quotas and the cache reach:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
@@ -82,7 +83,7 @@ def check_url(value: str) -> str:
 class ServiceOverrides(BaseModel):
     """Per-service knobs; `None` means "the service module's declared default"."""
 
-    model_config = {"extra": "forbid"}
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built below
 
     enabled: bool = True
     base_url: str | None = None
@@ -130,7 +131,7 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 class SharedOptions(BaseModel):
     """`[shared]`: what a run shares beyond this machine (see services/coord and cache/redis)."""
 
-    model_config = {"extra": "forbid"}
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built below
 
     redis_url: SecretStr | None = None  # may carry a password: never printed
     machines: int = Field(default=1, ge=1, le=10_000)
@@ -237,7 +238,7 @@ class Settings(BaseModel):
     through pydantic-settings, which cost a warm run ~10 ms of imports."""
 
     # Defaults are validated too (the benchmark's default is normalised like a given one).
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
 
     data_root: Path = Path("data")
     max_local_age_days: int = Field(default=30, ge=0, le=RANGES["max_local_age_days"][1])
@@ -358,6 +359,30 @@ class Settings(BaseModel):
 
 # The TOML of the load in progress (the lowest layer of `Settings(...)`).
 _PENDING_TOML: dict[str, Any] = {}
+
+
+# The models are built here with pydantic's plugin lookup off, as typer builds its own: the
+# lookup reads the metadata of every installed package (3-7 ms of each run) for plugins that
+# could only watch these settings being read.
+_NO_PLUGINS = "PYDANTIC_DISABLE_PLUGINS"
+
+
+@contextlib.contextmanager
+def _pydantic_plugins_off() -> Iterator[None]:
+    previous = os.environ.get(_NO_PLUGINS)
+    os.environ[_NO_PLUGINS] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[_NO_PLUGINS]
+        else:
+            os.environ[_NO_PLUGINS] = previous
+
+
+with _pydantic_plugins_off():
+    for _model in (ServiceOverrides, SharedOptions, Settings):
+        _model.model_rebuild(force=True)
 
 
 def _config_path(explicit: Path | None) -> Path | None:
