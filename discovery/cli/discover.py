@@ -129,7 +129,7 @@ def discover(
 
     Several portfolios run one after another in this process; with --scheduler or --cluster
     each is a task on a Dask cluster. The exit code is then the worst of the runs."""
-    with imports_uncollected():  # the pipeline: pandas and ~60 modules (see discovery.cli)
+    with imports_uncollected():  # the pipeline: pandas, numpy, ~60 of ours (see discovery.cli)
         from discovery.runs.discover import DiscoverOptions, discover_async
     from discovery.tickers import is_valid_ticker, normalize_ticker
 

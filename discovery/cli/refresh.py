@@ -98,7 +98,7 @@ def refresh(
     every budget each); otherwise one refresh covers them all in this process."""
     from datetime import timedelta
 
-    with imports_uncollected():  # the pipeline: pandas and ~60 modules (see discovery.cli)
+    with imports_uncollected():  # the pipeline: pandas, numpy, ~60 of ours (see discovery.cli)
         from discovery.ingest.portfolios import resolve_portfolio
         from discovery.runs.cluster import parse_placement
         from discovery.runs.refresh import refresh_async
