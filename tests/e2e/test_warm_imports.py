@@ -43,6 +43,8 @@ NEVER_ON_A_WARM_RUN = (
     "dask",
     "mcp",
     "tenacity",
+    "services.retry",
+    "cache.disk.quarantine",  # a damaged namespace or entry only
     "jsonschema",
     "psutil",
     "pydantic_settings",  # the settings read their variables themselves
