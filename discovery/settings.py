@@ -15,20 +15,23 @@ they never print. `[shared]` says how far limits, quotas and the cache reach:
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
-import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, PrivateAttr, SecretStr, ValidationError, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    SettingsError,
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
 )
 
 from discovery.errors import ConfigError, echo
@@ -80,7 +83,7 @@ def check_url(value: str) -> str:
 class ServiceOverrides(BaseModel):
     """Per-service knobs; `None` means "the service module's declared default"."""
 
-    model_config = {"extra": "forbid"}
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built below
 
     enabled: bool = True
     base_url: str | None = None
@@ -128,7 +131,7 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 class SharedOptions(BaseModel):
     """`[shared]`: what a run shares beyond this machine (see services/coord and cache/redis)."""
 
-    model_config = {"extra": "forbid"}
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built below
 
     redis_url: SecretStr | None = None  # may carry a password: never printed
     machines: int = Field(default=1, ge=1, le=10_000)
@@ -169,6 +172,8 @@ def expand_env_refs(value: Any, where: str, environ: Mapping[str, str] | None = 
 
 def load_toml(path: Path) -> dict[str, Any]:
     """Read and expand a tradescout.toml; unreadable or invalid TOML is a ConfigError."""
+    import tomllib  # only when there is a file to read (1.5 ms of a run without one)
+
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -180,22 +185,60 @@ def load_toml(path: Path) -> dict[str, Any]:
     return expanded
 
 
-class _TomlSource(PydanticBaseSettingsSource):
-    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
-        super().__init__(settings_cls)
-        self._data = data
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return self._data.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(self._data)
+ENV_PREFIX = "TRADESCOUT_"
 
 
-class Settings(BaseSettings):
-    """Everything configurable. Build with `load_settings()`, not directly."""
+def _layered(low: Mapping[str, Any], high: Mapping[str, Any]) -> dict[str, Any]:
+    """`high` over `low`; where both hold a table, the two tables are layered key by key."""
+    out = dict(low)
+    for key, value in high.items():
+        below = out.get(key)
+        if isinstance(below, dict) and isinstance(value, dict):
+            out[key] = _layered(below, value)
+        else:
+            out[key] = value
+    return out
 
-    model_config = SettingsConfigDict(env_prefix="TRADESCOUT_", extra="forbid")
+
+def _environment(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings `TRADESCOUT_{FIELD}` variables give (names matched in any case, as
+    pydantic-settings did before). A table-valued setting (`services`, `shared`) is JSON; a
+    `shared` table's keys are matched to its fields in any case too. Nothing is validated here."""
+    env = {name.lower(): value for name, value in os.environ.items()}
+    found: dict[str, Any] = {}
+    for name, field in fields.items():
+        raw = env.get(f"{ENV_PREFIX}{name}".lower())
+        if raw is None:
+            continue
+        kind = field.annotation
+        if kind is SharedOptions or getattr(kind, "__origin__", None) is dict:
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                raise ConfigError(
+                    f"environment variable {ENV_PREFIX}{name.upper()} is not valid JSON "
+                    '(e.g. {"fmp": {"enabled": false}}).'
+                ) from None
+            if value is None:  # JSON `null`: as if unset
+                continue
+            if kind is SharedOptions and isinstance(value, dict):
+                known = {f.lower(): f for f in SharedOptions.model_fields}
+                value = {known.get(k.lower(), k): v for k, v in value.items()}
+            found[name] = value
+        else:
+            found[name] = raw
+    return found
+
+
+class Settings(BaseModel):
+    """Everything configurable. Build with `load_settings()`, not directly.
+
+    Built from keyword arguments over the `TRADESCOUT_*` environment over the TOML of the load
+    in progress (each layer's tables layered key by key over the next). Read by hand rather than
+    through pydantic-settings, which cost a warm run ~10 ms of imports."""
+
+    # Defaults are validated too (the benchmark's default is normalised like a given one).
+    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
 
     data_root: Path = Path("data")
     max_local_age_days: int = Field(default=30, ge=0, le=RANGES["max_local_age_days"][1])
@@ -272,16 +315,9 @@ class Settings(BaseSettings):
             )
         return value
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _TomlSource(settings_cls, _PENDING_TOML))
+    def __init__(self, **values: Any) -> None:
+        layers = _layered(_layered(_PENDING_TOML, _environment(type(self).model_fields)), values)
+        super().__init__(**layers)
 
     @property
     def layout(self) -> DataLayout:
@@ -321,8 +357,32 @@ class Settings(BaseSettings):
         return base
 
 
-# The TOML of the load in progress (pydantic-settings builds sources from the class).
+# The TOML of the load in progress (the lowest layer of `Settings(...)`).
 _PENDING_TOML: dict[str, Any] = {}
+
+
+# The models are built here with pydantic's plugin lookup off, as typer builds its own: the
+# lookup reads the metadata of every installed package (3-7 ms of each run) for plugins that
+# could only watch these settings being read.
+_NO_PLUGINS = "PYDANTIC_DISABLE_PLUGINS"
+
+
+@contextlib.contextmanager
+def _pydantic_plugins_off() -> Iterator[None]:
+    previous = os.environ.get(_NO_PLUGINS)
+    os.environ[_NO_PLUGINS] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[_NO_PLUGINS]
+        else:
+            os.environ[_NO_PLUGINS] = previous
+
+
+with _pydantic_plugins_off():
+    for _model in (ServiceOverrides, SharedOptions, Settings):
+        _model.model_rebuild(force=True)
 
 
 def _config_path(explicit: Path | None) -> Path | None:
@@ -364,12 +424,6 @@ def load_settings(
         settings = Settings(**given)
     except ValidationError as exc:
         raise _sentence(exc, path, given, flag_names or {}) from None
-    except SettingsError as exc:
-        field = re.search(r'field "(\w+)"', str(exc))
-        name = f"TRADESCOUT_{field.group(1).upper()}" if field else "a TRADESCOUT_ variable"
-        raise ConfigError(
-            f'environment variable {name} is not valid JSON (e.g. {{"fmp": {{"enabled": false}}}}).'
-        ) from None
     finally:
         _PENDING_TOML = {}
     for service in SERVICE_NAMES:

@@ -89,7 +89,6 @@ from services.errors import (
 )
 from services.quota import QuotaLedger, next_utc_midnight
 from services.redact import install_log_redaction
-from services.retry import parse_retry_after, retrying
 from services.spec import Reply, ServiceRequest, Verdict
 
 if TYPE_CHECKING:
@@ -497,6 +496,8 @@ class ServiceClient:
         return answer
 
     def _controller(self, request: ServiceRequest) -> Any:
+        from services.retry import retrying  # the retry machinery: only once a request is sent
+
         def count_retry(state: RetryCallState) -> None:
             self.usage.retries += 1
             exc = state.outcome.exception() if state.outcome is not None else None
@@ -756,6 +757,8 @@ class ServiceClient:
                 raise self._scrubbed(refusal)
         if status == 429:
             self.usage.rate_limited += 1
+            from services.retry import parse_retry_after
+
             wait = parse_retry_after(raw.headers.get("Retry-After"), self._clock())
             hint = f" (Retry-After {wait:g}s)" if wait is not None else ""
             raise RateLimitedAttempt(

@@ -23,7 +23,6 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urljoin, urlsplit
@@ -114,6 +113,8 @@ class SessionData:
 
 def parse_cookies(headers: httpx.Headers) -> dict[str, str]:
     """name → value of every `Set-Cookie` (attributes ignored; odd cookies skipped)."""
+    from http.cookies import CookieError, SimpleCookie  # only once a cookie comes back (0.8 ms)
+
     jar: dict[str, str] = {}
     for line in headers.get_list("set-cookie")[:_MAX_COOKIES]:
         parsed: SimpleCookie = SimpleCookie()

@@ -37,7 +37,6 @@ from diskcache.core import MODE_BINARY, MODE_RAW, MODE_TEXT
 
 from cache.backend import DEFAULT_SIZE_LIMIT, CacheRead, Clock, NamespaceStats, ReadState
 from cache.disk.paths import DB_NAME, check_namespace, is_namespace_name, value_file
-from cache.disk.quarantine import quarantine_namespace, write_quarantine
 from cache.envelope import Envelope, expiry_tag, tag_head, utcnow
 from cache.errors import (
     CacheWriteFailed,
@@ -284,6 +283,8 @@ class DiskNamespace(EnvelopeNamespace):
         if self._rebuilds > 1:
             self._unusable(f"{why}, again after a rebuild")
             return
+        from cache.disk.quarantine import quarantine_namespace  # damage only
+
         try:
             moved = quarantine_namespace(self._root, self.service, why, self._clock())
         except OSError as exc:
@@ -403,6 +404,8 @@ class DiskNamespace(EnvelopeNamespace):
         self._count("corrupt")
 
     def _discard(self, key: str, data: bytes, reason: str) -> None:
+        from cache.disk.quarantine import write_quarantine  # a bad entry only
+
         write_quarantine(self._root, self.service, key, data, reason, self._clock())
 
         def delete(cache: diskcache.Cache) -> None:

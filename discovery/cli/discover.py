@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from discovery.cli import imports_uncollected
 from discovery.cli.common import (
     EXIT_OK,
     ClusterOption,
@@ -128,8 +129,8 @@ def discover(
 
     Several portfolios run one after another in this process; with --scheduler or --cluster
     each is a task on a Dask cluster. The exit code is then the worst of the runs."""
-    from discovery.runs.cluster import parse_placement
-    from discovery.runs.discover import DiscoverOptions, discover_async
+    with imports_uncollected():  # the pipeline: pandas, numpy, ~60 of ours (see discovery.cli)
+        from discovery.runs.discover import DiscoverOptions, discover_async
     from discovery.tickers import is_valid_ticker, normalize_ticker
 
     settings = settings_from(
@@ -143,8 +144,11 @@ def discover(
         fail(f"--benchmark {benchmark!r} is not a plausible symbol.")
     if timeframe not in TIMEFRAMES:
         fail(f"--timeframe {timeframe!r} is not valid; use one of {', '.join(TIMEFRAMES)}.")
-    placement = guarded(lambda: parse_placement(scheduler, cluster))
-    if len(portfolios) > 1 or placement.kind != "process":
+    if len(portfolios) > 1 or scheduler is not None or cluster is not None:
+        # Only here is the cluster module needed (one portfolio, no flag: this process).
+        from discovery.runs.cluster import parse_placement
+
+        placement = guarded(lambda: parse_placement(scheduler, cluster))
         if dry_run:
             fail("--dry-run plans one portfolio in this process: name one, without --scheduler.")
         _discover_many(

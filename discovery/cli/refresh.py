@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from discovery.cli import imports_uncollected
 from discovery.cli.common import (
     EXIT_OK,
     ClusterOption,
@@ -97,10 +98,11 @@ def refresh(
     every budget each); otherwise one refresh covers them all in this process."""
     from datetime import timedelta
 
-    from discovery.ingest.portfolios import resolve_portfolio
-    from discovery.runs.cluster import parse_placement
-    from discovery.runs.refresh import refresh_async
-    from discovery.runs.runlock import RunLock
+    with imports_uncollected():  # the pipeline: pandas, numpy, ~60 of ours (see discovery.cli)
+        from discovery.ingest.portfolios import resolve_portfolio
+        from discovery.runs.cluster import parse_placement
+        from discovery.runs.refresh import refresh_async
+        from discovery.runs.runlock import RunLock
 
     settings = settings_from(data_root, config)
     check_number("--horizon-hours", horizon_hours, 0, 720)

@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cache.atomic import atomic_write_json, probe_writable
+from cache.atomic import atomic_write_bytes, atomic_write_json, probe_writable
 from discovery.errors import storage_sentence
 from discovery.runs.ledger import RETENTION_DAYS, Ledger, LedgerError, RunRecord
 
@@ -45,11 +45,16 @@ def record_run(
     then append the run to the ledger. A disk that refuses the report is `StorageError`: one
     sentence, exit 3, no half-written file (every write is atomic)."""
     writes = [history, (report_path, report)] if history is not None else [(report_path, report)]
+    written: tuple[Path, Mapping[str, Any]] | None = None
     for path, body in writes:
         try:
-            atomic_write_json(path, body)
+            if written is not None and body is written[1]:  # the same report: its bytes again,
+                atomic_write_bytes(path, written[0].read_bytes())  # not encoded a second time
+            else:
+                atomic_write_json(path, body)
         except OSError as exc:
             raise storage_sentence(path, exc, "the report") or exc from None
+        written = (path, body)
     if history is not None and portfolio is not None:
         prune_history(history[0].parent, portfolio, started_at.date())
     record_in_ledger(

@@ -29,27 +29,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from services.coord.failover import (
-    Failover,
-    FailoverFlags,
-    FailoverFlight,
-    FailoverLimiter,
-    FailoverQuota,
-    SharedStatus,
-)
 from services.coord.flags import Flags, MachineFlags, MemoryFlags, RedisFlags
 from services.coord.keys import Scope
-from services.coord.limiter import LocalLimiter, MachineLimiter, RateLimiter, RedisLimiter
 from services.coord.quota import DailyQuota, MachineQuota, MemoryQuota, RedisQuota
-from services.coord.redis_conn import connect, down_errors, where
 from services.coord.singleflight import MachineFlight, MemoryFlight, RedisFlight, SingleFlight
 from services.coord.statedb import StateDB, StateUnusable
 from services.quota import QuotaLedger
 
+# The pacers (aiolimiter) are imported when the first limiter is made, the Redis and failover
+# pieces when Redis is asked for: a warm run (nothing sent) and a team-less one need neither.
+if TYPE_CHECKING:
+    from services.coord.failover import SharedStatus
+    from services.coord.limiter import RateLimiter
+
 log = logging.getLogger("tradescout.services")
-LimiterFactory = Callable[[Scope, float], RateLimiter]
+LimiterFactory = Callable[[Scope, float], "RateLimiter"]
 Pacing = Literal["machine", "process"]
 
 
@@ -98,6 +94,8 @@ class Coordination:
         for close in reversed(self.closers):
             result = close()
             if hasattr(result, "__await__"):
+                from services.coord.redis_conn import down_errors
+
                 try:
                     await result
                 except down_errors():  # closing a dead connection
@@ -111,6 +109,8 @@ class _PacedOrLocal:
     pacing store, and one process alone still keeps the rate."""
 
     def __init__(self, shared: RateLimiter, rate_per_second: float) -> None:
+        from services.coord.limiter import LocalLimiter
+
         self.scope = shared.scope
         self._shared: RateLimiter | None = shared
         self._local = LocalLimiter(shared.scope, rate_per_second)
@@ -132,11 +132,28 @@ class _PacedOrLocal:
 
 def open_in_process(*, clock: Callable[[], datetime]) -> Coordination:
     return Coordination(
-        make_limiter=LocalLimiter,
+        make_limiter=_local_limiter,
         quota=MemoryQuota(clock=clock),
         flags=MemoryFlags(wall=_epoch(clock)),
         flight=MemoryFlight(),
     )
+
+
+def _local_limiter(scope: Scope, rate_per_second: float) -> RateLimiter:
+    from services.coord.limiter import LocalLimiter
+
+    return LocalLimiter(scope, rate_per_second)
+
+
+def _machine_limiter(
+    db: StateDB, wall: Callable[[], float]
+) -> Callable[[Scope, float], RateLimiter]:
+    def make(scope: Scope, rate: float) -> RateLimiter:
+        from services.coord.limiter import MachineLimiter
+
+        return _PacedOrLocal(MachineLimiter(scope, rate, db, wall=wall), rate)
+
+    return make
 
 
 def _epoch(clock: Callable[[], datetime]) -> Callable[[], float]:
@@ -157,11 +174,7 @@ def open_machine(
     ledger = ledger or QuotaLedger(state_dir, clock=clock)
     per_process = pacing == "process"
     coordination = Coordination(
-        make_limiter=(
-            LocalLimiter
-            if per_process
-            else lambda scope, rate: _PacedOrLocal(MachineLimiter(scope, rate, db, wall=wall), rate)
-        ),
+        make_limiter=_local_limiter if per_process else _machine_limiter(db, wall),
         quota=MachineQuota(ledger),
         flags=MachineFlags(db, wall=_epoch(clock)),
         flight=MemoryFlight() if per_process else MachineFlight(db, wall=wall),
@@ -190,7 +203,7 @@ def open_local(
     except (StateUnusable, OSError, sqlite3.Error) as exc:
         why = str(exc) if isinstance(exc, StateUnusable) else f"{type(exc).__name__}: {exc}"
         coordination = Coordination(
-            make_limiter=LocalLimiter,
+            make_limiter=_local_limiter,
             quota=MachineQuota(ledger),
             flags=MemoryFlags(wall=_epoch(clock)),
             flight=MemoryFlight(),
@@ -213,6 +226,17 @@ async def open_redis(
 ) -> Coordination:
     """Redis-backed sharing with the machine-wide backends (or `local`) behind it (see
     `failover`)."""
+    from services.coord.failover import (
+        Failover,
+        FailoverFlags,
+        FailoverFlight,
+        FailoverLimiter,
+        FailoverQuota,
+        SharedStatus,
+    )
+    from services.coord.limiter import RedisLimiter
+    from services.coord.redis_conn import connect, down_errors, where
+
     local = local or open_machine(state_dir, clock=clock, ledger=ledger)
     status = SharedStatus(where=where(url), machines=machines)
     failover = Failover(status, clock=clock)

@@ -99,3 +99,38 @@ def test_a_per_service_base_url_variable_is_checked(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("TRADESCOUT_FMP_BASE_URL", "http://[::1")
     with pytest.raises(ConfigError, match=r"TRADESCOUT_FMP_BASE_URL is invalid"):
         load_settings()
+
+
+def test_a_table_from_the_environment_is_layered_over_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "tradescout.toml"
+    cfg.write_text("[services.fmp]\ndaily_quota = 100\nrate_per_second = 2.0\n")
+    monkeypatch.setenv(
+        "TRADESCOUT_SERVICES", '{"fmp": {"daily_quota": 5}, "fred": {"enabled": false}}'
+    )
+    s = load_settings(cfg)
+    assert (s.overrides("fmp").daily_quota, s.overrides("fmp").rate_per_second) == (5, 2.0)
+    assert s.overrides("fred").enabled is False
+    flagged = load_settings(cfg, services={"fmp": {"daily_quota": 7}})
+    assert (flagged.overrides("fmp").daily_quota, flagged.overrides("fred").enabled) == (7, False)
+
+
+def test_variable_names_and_shared_keys_match_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRADESCOUT_MAX_CONCURRENCY", raising=False)
+    monkeypatch.setenv("tradescout_max_concurrency", "5")
+    monkeypatch.setenv("TRADESCOUT_SHARED", '{"Machines": 4}')
+    s = load_settings()
+    assert (s.max_concurrency, s.shared.machines) == (5, 4)
+
+
+@pytest.mark.parametrize("name", ["TRADESCOUT_SERVICES", "TRADESCOUT_SHARED"])
+def test_a_table_variable_that_is_not_json_is_one_sentence(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, '{"fmp": ')
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value) == (
+        f'environment variable {name} is not valid JSON (e.g. {{"fmp": {{"enabled": false}}}}).'
+    )

@@ -1,9 +1,10 @@
 """A warm run (everything cached, zero requests) imports only what it uses.
 
 Issue 13 item 7: the warm run's wall time is mostly imports, so what it must not load is pinned
-here: the browser TLS stack, the simulator, the team backends, the MCP SDK, the retry machinery,
-the pure-Python schema validator (only a failing report is re-checked with it), psutil (RSS is
-read from /proc on Linux) and the other commands' CLI modules.
+here: the browser TLS stack, the simulator, the team backends, the pacers, the MCP SDK, the
+retry machinery, the pure-Python schema validator (only a failing report is re-checked with it),
+psutil (RSS is read from /proc on Linux), pydantic-settings, the cluster runner and the other
+commands' CLI modules.
 """
 
 from __future__ import annotations
@@ -33,12 +34,22 @@ NEVER_ON_A_WARM_RUN = (
     "uvicorn",
     "starlette",
     "redis",
+    "cache.redis",  # and the coordination's Redis and failover pieces
+    "services.coord.failover",
+    "services.coord.redis_conn",
+    "aiolimiter",  # the pacers: made when the first request is paced
+    "services.coord.limiter",
     "distributed",
     "dask",
     "mcp",
     "tenacity",
+    "services.retry",
+    "cache.disk.quarantine",  # a damaged namespace or entry only
     "jsonschema",
     "psutil",
+    "pydantic_settings",  # the settings read their variables themselves
+    "dotenv",
+    "discovery.runs.cluster",  # one portfolio without --scheduler/--cluster runs right here
     "discovery.cli.cache",
     "discovery.cli.mcp",
     "discovery.cli.sandbox",
