@@ -55,11 +55,14 @@ def parse_company_tickers(payload: Any) -> dict[str, str]:
     for entry in payload.values():
         if not isinstance(entry, dict):
             continue
-        ticker = as_str(entry.get("ticker"))
-        number = as_int(entry.get("cik_str"))
-        if ticker is None or number is None or number < 0:
-            continue
-        mapping.setdefault(ticker.upper(), f"{number:010d}")
+        ticker, number = entry.get("ticker"), entry.get("cik_str")
+        if not (type(ticker) is str and type(number) is int):  # not as SEC writes it: coerce
+            ticker, number = as_str(ticker), as_int(number)
+            if ticker is None or number is None:
+                continue
+        ticker = ticker.strip()
+        if ticker and number >= 0:  # ~10,000 entries: the common case without the coercions
+            mapping.setdefault(ticker.upper(), f"{number:010d}")
     return mapping
 
 
