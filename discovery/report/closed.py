@@ -15,7 +15,9 @@ lines.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,9 @@ from discovery.json_lines import Column, floats, json_lines, labels, records_of
 from discovery.report.facts import Closes
 
 INLINE_LIMIT = 5_000
+RECORDS_FORMAT = "closed-trades-jsonl/1"
+"""Part of every file's inputs digest: bump it whenever the same inputs could give other bytes
+(keys, rounding, encoding), so a file written the old way is never reused."""
 RECORD_CHUNK_ROWS = 10_000
 """The per-trade pass holds a chunk's JSON tokens as Python strings: a chunk this size keeps
 them to tens of MB while the per-chunk costs (pandas' parse, numpy calls) stay small."""
@@ -77,3 +82,27 @@ def closed_trade_records(
     is what the JSON-lines file holds."""
     for block, _ in closed_trade_lines(chunks, benchmark, currency_of):
         yield from records_of(block)
+
+
+def records_inputs(
+    csv_sha256: str,
+    last_exit: date | None,
+    benchmark: Closes | None,
+    currency_of: Mapping[str, str | None],
+    version: str,
+) -> str:
+    """The sha256 of everything the closed-trade records are made of: the CSV (by its bytes'
+    hash), each ticker's currency, the benchmark's closes up to the last exit (a later close
+    changes no record), the tool's version and `RECORDS_FORMAT`. Two runs whose digests agree
+    write the same bytes, so a nightly rerun can reuse the file instead of writing it again."""
+    digest = hashlib.sha256()
+    for part in (RECORDS_FORMAT, version, csv_sha256, repr(sorted(currency_of.items()))):
+        digest.update(part.encode("utf-8") + b"\0")
+    if benchmark is not None and last_exit is not None:
+        days = np.asarray(benchmark.days, dtype=np.int64)
+        upto = int(np.searchsorted(days, last_exit.toordinal(), side="right"))
+        digest.update(days[:upto].tobytes())
+        digest.update(np.asarray(benchmark.prices, dtype=np.float64)[:upto].tobytes())
+    else:
+        digest.update(b"no benchmark" if benchmark is None else b"no exit")
+    return digest.hexdigest()

@@ -53,11 +53,13 @@ from discovery.report.closed import (
     RECORD_CHUNK_ROWS,
     closed_trade_lines,
     closed_trade_records,
+    records_inputs,
 )
 from discovery.report.facts import Closes
 from discovery.report.gaps import Gap
 from discovery.report.schema import validate_report
 from discovery.report.summary import gap_lines, plural, render_summary
+from discovery.runs import closed_files
 from discovery.runs.record import check_writable, record_run
 from discovery.settings import Settings
 from discovery.upstream import Target
@@ -407,6 +409,7 @@ async def _run(
                 filled.learned.currencies(book.ticker_symbols),
                 layout.closed_trades_path(options.portfolio, run_id),
                 min(settings.csv_chunk_rows, RECORD_CHUNK_ROWS),
+                options.portfolio,
             )
         with timer.stage("assemble"):
             inputs = replace(
@@ -460,13 +463,21 @@ def closed_trades_section(
     currency_of: Mapping[str, str | None],
     spill: Path,
     chunk_rows: int,
+    portfolio: str,
 ) -> list[dict[str, Any]] | dict[str, Any]:
     """The closed-trade records (a second streaming pass over the CSV): inline up to
     INLINE_LIMIT, else written as JSON lines to `spill` and referred to by `{path, count}`
-    (relative to the daily report's folder: `history/…`)."""
+    (relative to the daily report's folder: `history/…`) — or an earlier run's file linked,
+    when its records were made of the same inputs (`discovery.runs.closed_files`)."""
     chunks = iter_closed_chunks(book, chunk_rows=chunk_rows)
     if book.summary.closed_trades <= INLINE_LIMIT:
         return list(closed_trade_records(chunks, benchmark, currency_of))
+    reference = {"path": f"{spill.parent.name}/{spill.name}"}
+    last_exit = book.summary.last_exit_date
+    inputs = records_inputs(book.sha256, last_exit, benchmark, currency_of, __version__)
+    reused = closed_files.reuse(spill, portfolio, inputs)
+    if reused is not None:  # the same inputs as an earlier run: its file, linked
+        return {**reference, "count": reused}
     count = 0
     try:
         # One block written on a worker thread (the write releases the GIL) while the next one
@@ -482,7 +493,8 @@ def closed_trades_section(
                 written.result()
     except OSError as exc:
         raise storage_sentence(spill, exc, "the closed trades") or exc from None
-    return {"path": f"{spill.parent.name}/{spill.name}", "count": count}
+    closed_files.write_note(spill, inputs, count)
+    return {**reference, "count": count}
 
 
 def as_written_in(report: dict[str, Any], history: Path, daily: Path) -> dict[str, Any]:

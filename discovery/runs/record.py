@@ -94,7 +94,9 @@ def record_in_ledger(state_dir: Path, row: RunRecord) -> None:
         log.warning("run ledger not updated: %s", exc)
 
 
-_RUN_DAY = re.compile(r"_(\d{8})T\d{6}Z-[0-9a-f]+(?:\.json|\.closed_trades\.jsonl)$")
+_RUN_DAY = re.compile(
+    r"_(\d{8})T\d{6}Z-[0-9a-f]+(?:\.json|\.closed_trades\.jsonl|\.closed_trades\.inputs)$"
+)
 
 
 def prune_history(folder: Path, portfolio: str, today: date) -> int:

@@ -27,13 +27,13 @@ def test_beyond_the_inline_limit_the_records_are_json_lines(
 ) -> None:
     book = book_of(root)
     currencies = {"AAA": "USD", "BBB.AX": "AUD", "CCC": None}
-    inline = discover.closed_trades_section(book, spy(), currencies, tmp_path / "x.jsonl", 2)
+    inline = discover.closed_trades_section(book, spy(), currencies, tmp_path / "x.jsonl", 2, "mix")
     assert isinstance(inline, list) and len(inline) == 5
     assert not (tmp_path / "x.jsonl").exists()
 
     monkeypatch.setattr(discover, "INLINE_LIMIT", 4)
     spill = tmp_path / "history" / "mix.closed_trades.jsonl"
-    ref = discover.closed_trades_section(book, spy(), currencies, spill, 2)
+    ref = discover.closed_trades_section(book, spy(), currencies, spill, 2, "mix")
     assert ref == {"path": "history/mix.closed_trades.jsonl", "count": 5}
     lines = spill.read_bytes().split(b"\n")
     assert lines[-1] == b"" and len(lines) == 6  # one record per line, a newline after each
@@ -176,3 +176,61 @@ def test_text_among_the_efficiencies_later_in_the_file_gives_null_once(tmp_path:
         assert [r["row"] for r in got] == list(range(2, 9))
         assert [r["exit_efficiency"] for r in got] == [0.5, None, 1000.0, -0.25, None, 0.75, 2.0]
     book.exits.close()
+
+
+RUN_A, RUN_B, RUN_C = (
+    "20261201T010000Z-aaaaaaaa",
+    "20261202T010000Z-bbbbbbbb",
+    "20261203T010000Z-cccccccc",
+)
+
+
+def test_a_rerun_on_the_same_inputs_links_the_earlier_file(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same CSV, currencies and benchmark closes (up to the last exit): the earlier run's
+    file, linked under the new run's name, not encoded again; anything different: a new one."""
+    book = book_of(root)
+    currencies = {"AAA": "USD", "BBB.AX": "AUD", "CCC": None}
+    monkeypatch.setattr(discover, "INLINE_LIMIT", 4)
+    history = tmp_path / "history"
+
+    def section(run: str, bench: Any, cur: dict[str, str | None]) -> Any:
+        spill = history / f"mix_{run}.closed_trades.jsonl"
+        return discover.closed_trades_section(book, bench, cur, spill, 2, "mix"), spill
+
+    first, a = section(RUN_A, spy(), currencies)
+    assert first["count"] == 5
+
+    def no_encoding(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("encoded again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(discover, "closed_trade_lines", no_encoding)
+        later = spy()
+        later.days.append(later.days[-1] + 400)  # a close after the last exit changes nothing
+        later.prices.append(999.0)
+        second, b = section(RUN_B, later, currencies)
+    assert second == {"path": f"history/{b.name}", "count": 5}
+    assert b.read_bytes() == a.read_bytes() and b.stat().st_ino == a.stat().st_ino
+
+    # Another currency for one ticker: other records, written anew.
+    third, c = section(RUN_C, spy(), {**currencies, "CCC": "USD"})
+    assert third["count"] == 5 and c.stat().st_ino != a.stat().st_ino
+    assert b'"currency":"USD"' in c.read_bytes().split(b"\n")[-2]
+
+
+def test_a_file_changed_since_its_note_is_not_reused(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    book = book_of(root)
+    currencies = {"AAA": "USD", "BBB.AX": "AUD", "CCC": None}
+    monkeypatch.setattr(discover, "INLINE_LIMIT", 4)
+    history = tmp_path / "history"
+    a = history / f"mix_{RUN_A}.closed_trades.jsonl"
+    discover.closed_trades_section(book, spy(), currencies, a, 2, "mix")
+    original = a.read_bytes()
+    a.write_bytes(original + b"{}\n")  # edited after it was noted
+    b = history / f"mix_{RUN_B}.closed_trades.jsonl"
+    assert discover.closed_trades_section(book, spy(), currencies, b, 2, "mix")["count"] == 5
+    assert b.read_bytes() == original and b.stat().st_ino != a.stat().st_ino

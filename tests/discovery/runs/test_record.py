@@ -52,3 +52,22 @@ def test_a_history_copy_that_differs_is_written_as_itself(tmp_path: Path) -> Non
     assert json.loads(history.read_text("utf-8")) == copy
     daily = tmp_path / "out" / "demo_20261121.json"
     assert json.loads(daily.read_text("utf-8")) == report
+
+
+def test_history_pruning_takes_a_run_s_report_records_and_note_together(tmp_path: Path) -> None:
+    from datetime import date, timedelta
+
+    from discovery.runs.record import RETENTION_DAYS, prune_history
+
+    old, new = "20260101T010000Z-aaaaaaaa", "20261201T010000Z-bbbbbbbb"
+    names = [
+        f"demo_{run}{ext}"
+        for run in (old, new)
+        for ext in (".json", ".closed_trades.jsonl", ".closed_trades.inputs")
+    ]
+    for name in [*names, f"demo2_{old}.json"]:
+        (tmp_path / name).write_text("{}", encoding="utf-8")
+    today = date(2026, 1, 1) + timedelta(days=RETENTION_DAYS + 1)
+    assert prune_history(tmp_path, "demo", today) == 3
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([*names[3:], f"demo2_{old}.json"])
