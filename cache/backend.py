@@ -101,6 +101,10 @@ class CacheNamespace(Protocol):
         """Read and count: fresh → hits, stale → stale, absent → misses."""
         ...
 
+    def get_fresh(self, key: str) -> Envelope | None:
+        """A fresh `ok` entry, read and counted as a hit; None (nothing counted) otherwise."""
+        ...
+
     def put(
         self,
         key: str,

@@ -134,6 +134,15 @@ class EnvelopeNamespace(ABC):
         self._count(_STATE_COUNTER[result.state])
         return result
 
+    def get_fresh(self, key: str) -> Envelope | None:
+        """`get` for a fresh `ok` entry only: read, counted as a hit and returned; anything else
+        is None and counted nothing (the caller's `get` will count it)."""
+        env = self._load(key, touch=True, decode=True)
+        if env is None or env.status != "ok" or not env.is_fresh(self._clock()):
+            return None
+        self._count("hits")
+        return env
+
     def peek(self, key: str) -> CacheRead:
         """Read without counting or touching: hash checked, header decoded, payload on use."""
         return classify(self._load(key, touch=False, decode=False), self._clock())

@@ -446,6 +446,21 @@ class ServiceHub:
             raise RuntimeError("ServiceHub.probe called outside `async with ServiceHub(...)`")
         return await self._client(request.service).request(request)
 
+    def cached(self, request: ServiceRequest) -> FetchResult | None:
+        """A fresh `ok` answer straight from the cache, counted as `fetch` counts a hit; None —
+        nothing counted — whenever `fetch` has more to decide (stale, missing, negative, held in
+        memory). The engine serves its cache reads through it without a task each."""
+        eff = self._effective[request.service]
+        key = request.cache_key(eff.upstream)
+        if (request.service, key) in self._uncached or request.dataset not in eff.spec.datasets:
+            return None
+        client = self._client(request.service)
+        env = self._cache.namespace(request.service).get_fresh(key)
+        if env is None:
+            return None
+        client.usage.cache_hits += 1
+        return _from_envelope(request, env, "cache")
+
     async def _fetch(self, request: ServiceRequest, *, force: bool) -> FetchResult:
         client = self._client(request.service)
         eff = self._effective[request.service]

@@ -36,7 +36,7 @@ from discovery.plan.parsed import PARSE_ERRORS, NoPayload
 from discovery.plan.planner import FetchPlan, PlannedFetch
 from services.errors import ServiceError
 from services.hub import ServiceHub, refusal_of
-from services.spec import ServiceRequest
+from services.spec import FetchResult, ServiceRequest
 
 ProgressHook = Callable[[str, str], None]  # (service, event) event: planned|done|hit|error
 Mode = Literal["cached", "fresh"]
@@ -162,7 +162,27 @@ class FetchEngine:
                 self.out.scheduled.append(item)
             if self.progress:
                 self.progress(item.service, "planned")
+            if is_read and self.mode == "cached" and self._served_from_cache(item, then):
+                continue  # a fresh hit needs no lane and no task (a warm run: all of them)
             self._group.create_task(self._one(item, is_read, then))
+
+    def _served_from_cache(self, item: PlannedFetch, then: Callable[[], None] | None) -> bool:
+        """A covered read answered at once by a fresh `ok` entry; False leaves it to a task."""
+        result = self.hub.cached(item.request)
+        if result is None:
+            return False
+        self._got(item.request, result)
+        if self.progress:
+            self.progress(item.service, "hit")
+        if then is not None:
+            then()
+        return True
+
+    def _got(self, request: ServiceRequest, result: FetchResult) -> None:
+        """An `ok` answer: its outcome kept (without the payload), the payload handed over."""
+        self.out.outcomes[request.cache_key()] = Got(dataclasses.replace(result, payload=None))
+        if self.on_answer is not None:
+            self.on_answer(request.cache_key(), result.payload)
 
     def _start_second(self, phase_two: PhaseTwo) -> None:
         """Plan and schedule the waiting needs, once the trigger's value is in hand."""
@@ -224,9 +244,8 @@ class FetchEngine:
             if refused is not None:  # a remembered refusal (FMP 402): its own reason, next source
                 self.out.outcomes[request.cache_key()] = Failed(request.service, *refused)
                 continue
-            self.out.outcomes[request.cache_key()] = Got(dataclasses.replace(result, payload=None))
             if result.status == "ok":
-                if self.on_answer is not None:
-                    self.on_answer(request.cache_key(), result.payload)
+                self._got(request, result)
                 break
+            self.out.outcomes[request.cache_key()] = Got(dataclasses.replace(result, payload=None))
         return event

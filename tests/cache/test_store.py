@@ -344,3 +344,18 @@ def test_head_of_a_row_written_before_tags_named_the_status(
         again.close()
     assert (read.state, read.status) == (ReadState.FRESH, "negative")
     assert read.envelope is not None  # from the header
+
+
+def test_get_fresh_counts_only_the_hit_it_returns(store: DiskNamespace, clock: FakeClock) -> None:
+    """The engine's task-free cache read: a fresh `ok` entry is read and counted as a hit;
+    a negative, a stale or a missing one is None and counted nothing (`get` counts it)."""
+    ok, nothing = key_for("AAPL"), key_for("ZZZZ")
+    store.put(ok, {"p": 1}, dataset="profile", ttl=timedelta(hours=1))
+    store.put(nothing, [], dataset="profile", ttl=timedelta(hours=2), status="negative")
+    env = store.get_fresh(ok)
+    assert env is not None and env.payload == {"p": 1}
+    assert store.get_fresh(nothing) is None and store.get_fresh(key_for("NOPE")) is None
+    clock.advance(timedelta(minutes=61))
+    assert store.get_fresh(ok) is None
+    assert store.run_counters == {"writes": 2, "hits": 1}
+    assert store.get(ok).stale and store.run_counters["stale"] == 1

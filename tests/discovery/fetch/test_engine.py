@@ -75,6 +75,9 @@ class ScriptedHub:
     def peek(self, request: ServiceRequest, *, verify: bool = True) -> CacheRead:
         return CacheRead(ReadState.MISS)
 
+    def cached(self, request: ServiceRequest) -> FetchResult | None:
+        return None  # nothing is cached here: every read goes through `fetch`
+
     async def fetch(self, request: ServiceRequest) -> FetchResult:
         key = request.cache_key()
         self.asked.append(key)
