@@ -256,26 +256,17 @@ def parse_closes(
     """The finite closes dated on [since, until] (exchange-local days, as in `parse_chart`)
     and the instrument's meta: what the report reads of a chart, parsed as arrays."""
     meta, stamps, quote_block, _ = _chart_parts(payload)
-    n = len(stamps)
-    closes = _float_array(_column(quote_block, "close", n))
+    closes = _float_array(_column(quote_block, "close", len(stamps)))
     seconds, usable = _seconds(stamps)
-    keep = usable & ~np.isnan(closes)
-    if not keep.all():
-        seconds, closes = seconds[keep], closes[keep]
     local = seconds + (as_int(meta.get("gmtoffset")) or 0)
-    lo, hi = _bounds(since, until)
-    if lo is not None or hi is not None:
-        inside = np.ones(len(local), dtype=bool)
-        if lo is not None:
-            inside &= local >= lo
-        if hi is not None:
-            inside &= local < hi
-        local, closes = local[inside], closes[inside]
     days = local // 86_400 + _EPOCH_DAY
-    dated = (days >= 1) & (days <= _LAST_DAY)  # a date exists for it
-    if not dated.all():
-        days, closes = days[dated], closes[dated]
-    return CloseHistory(**_instrument(meta), days=days, closes=closes)
+    keep = usable & ~np.isnan(closes) & (days >= 1) & (days <= _LAST_DAY)  # a date exists
+    lo, hi = _bounds(since, until)
+    if lo is not None:
+        keep &= local >= lo
+    if hi is not None:
+        keep &= local < hi
+    return CloseHistory(**_instrument(meta), days=days[keep], closes=closes[keep])
 
 
 def refusal(request: ServiceRequest, reply: Reply) -> ServiceError | None:

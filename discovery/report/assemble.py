@@ -16,7 +16,7 @@ marks, exposure, analysis overtaken by filings.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -28,7 +28,7 @@ from discovery.local.inventory import Inventory
 from discovery.local.sectors import canonical_sector
 from discovery.plan.needs import GROWTH_INDICATOR, TICKER_KINDS, Need
 from discovery.plan.outcomes import Answer, Outcome, gap_for, resolve
-from discovery.plan.parsed import PARSE_ERRORS, NoPayload, ParsedAnswers, parse_answer
+from discovery.plan.parsed import PARSE_ERRORS, NoPayload, ParsedAnswers
 from discovery.report.confidence import confidence, next_phase_inputs
 from discovery.report.exposure import (
     outdated_analysis,
@@ -80,7 +80,7 @@ class AssembleInputs:
     # answer was parsed as it arrived (`parsed`); one that was not is read back from the cache,
     # one at a time, by `load_payload`.
     load_payload: Callable[[FetchResult], Any] | None = None
-    parsed: ParsedAnswers | None = None
+    parsed: ParsedAnswers = field(default_factory=ParsedAnswers)
     # Faults of the run itself rather than of one slot (the cache refusing writes: disk_full).
     run_gaps: Sequence[Gap] = ()
     base_currency: str = "USD"
@@ -303,11 +303,7 @@ class _Filler:
         need, result = answer.need, answer.result
         service = answer.source.service
         try:
-            parsed = (
-                self.inp.parsed.parsed(answer, self.payload)
-                if self.inp.parsed is not None
-                else parse_answer(answer, self.payload)
-            )
+            parsed = self.inp.parsed.parsed(answer, self.payload)
             value = None if parsed in (None, [], {}) else RENDER[need.kind](need, parsed, result)
         except NoPayload:
             why = "fetched this run but no longer in the cache when the report was built"

@@ -525,9 +525,11 @@ def render_plan(plan: FetchPlan, base_currency: str = "USD") -> str:
     """The dry-run listing: one line per planned request (service, dataset, what for, reason,
     cache key — printed verbatim), then the totals, what waits on another answer (SEC filings
     on the CIK map, exchange rates on the tickers' currencies) and the gaps already known."""
-    lines = [f"{'service':<14} {'dataset':<13} {'subject':<16} {'reason':<58} key"]
-    if not plan.fetches:  # no table to head: say so instead
-        lines = ["nothing to fetch: every slot is covered locally, by the cache, or a known gap"]
+    lines = [
+        f"{'service':<14} {'dataset':<13} {'subject':<16} {'reason':<58} key"
+        if plan.fetches
+        else "nothing to fetch: every slot is covered locally, by the cache, or a known gap"
+    ]
     for item in plan.fetches:
         lines.append(
             f"{item.service:<14} {item.request.dataset:<13} {item.label[:16]:<16} "
