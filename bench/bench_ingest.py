@@ -27,12 +27,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from discovery.ingest import CHUNK_ROWS
 from services.sandbox.portfolios import synthetic_tickers, write_trades_csv
 
 WORK = Path(__file__).resolve().parent / "_work"
 ROOT = Path(__file__).resolve().parents[1]
 TICKERS = 500
-CHUNK_ROWS = 50_000
 RATIO_GOAL = 1.5
 RSS_GOAL_MB = 200.0
 GROWTH_GOAL_MB = 25.0

@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from discovery.errors import ConfigError, echo
+from discovery.ingest import CHUNK_ROWS
 from discovery.layout import DataLayout
 from discovery.tickers import is_valid_ticker, normalize_ticker
 from services.registry import CREDENTIAL_ENV, SERVICE_NAMES
@@ -244,7 +245,7 @@ class Settings(BaseModel):
     max_local_age_days: int = Field(default=30, ge=0, le=RANGES["max_local_age_days"][1])
     max_concurrency: int = Field(default=16, ge=1, le=RANGES["max_concurrency"][1])
     memory_limit_mb: int = Field(default=1024, ge=16, le=RANGES["memory_limit_mb"][1])
-    csv_chunk_rows: int = Field(default=50_000, ge=100, le=RANGES["csv_chunk_rows"][1])
+    csv_chunk_rows: int = Field(default=CHUNK_ROWS, ge=100, le=RANGES["csv_chunk_rows"][1])
     cache_size_limit_mb: int = Field(default=512, ge=1, le=RANGES["cache_size_limit_mb"][1])
 
     benchmark: str = "SPY"

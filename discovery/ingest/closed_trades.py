@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from discovery.errors import InputError
+from discovery.ingest import CHUNK_ROWS
 from discovery.ingest.checks import Outcome, outcome
 from discovery.ingest.chunk import (
     LONG,
@@ -57,7 +58,7 @@ from discovery.json_lines import (
 
 
 def second_pass(
-    book: TradeBook, columns: Sequence[str], *, chunk_rows: int = 50_000
+    book: TradeBook, columns: Sequence[str], *, chunk_rows: int = CHUNK_ROWS
 ) -> Iterator[tuple[Rows, Outcome]]:
     """The book's file again, chunk by chunk, as decoded rows (same rules as the first pass).
 
@@ -175,7 +176,7 @@ class ClosedChunk:
         return records_of(json_lines(self.columns))
 
 
-def iter_closed_chunks(book: TradeBook, *, chunk_rows: int = 50_000) -> Iterator[ClosedChunk]:
+def iter_closed_chunks(book: TradeBook, *, chunk_rows: int = CHUNK_ROWS) -> Iterator[ClosedChunk]:
     """Every closed trade of the book's file, in file order, a chunk at a time (a second
     streaming pass: memory stays one chunk).
 
@@ -187,7 +188,9 @@ def iter_closed_chunks(book: TradeBook, *, chunk_rows: int = 50_000) -> Iterator
             yield chunk
 
 
-def iter_closed_trades(book: TradeBook, *, chunk_rows: int = 50_000) -> Iterator[dict[str, Any]]:
+def iter_closed_trades(
+    book: TradeBook, *, chunk_rows: int = CHUNK_ROWS
+) -> Iterator[dict[str, Any]]:
     """Every closed trade as one record (`RECORD_KEYS`), in file order."""
     for chunk in iter_closed_chunks(book, chunk_rows=chunk_rows):
         yield from chunk.records()

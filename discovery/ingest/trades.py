@@ -24,6 +24,7 @@ from datetime import date
 from pathlib import Path
 
 from discovery.errors import InputError
+from discovery.ingest import CHUNK_ROWS
 from discovery.ingest.accumulator import Accumulator
 from discovery.ingest.checks import ISSUE_KINDS, PNL_TOLERANCE
 from discovery.ingest.columns import REQUIRED_COLUMNS, USED_COLUMNS
@@ -86,7 +87,7 @@ def _whole_lines(path: Path, size: int) -> int:
 def ingest(
     path: Path,
     *,
-    chunk_rows: int = 50_000,
+    chunk_rows: int = CHUNK_ROWS,
     as_of: date | None = None,
     scratch_dir: Path | None = None,
 ) -> TradeBook:
