@@ -35,7 +35,14 @@ from discovery.ingest.chunk import (
     Rows,
     day_from_epoch,
 )
-from discovery.ingest.columns import USED_COLUMNS, FloatArray
+from discovery.ingest.closed_spill import ClosedSpill
+from discovery.ingest.closed_trades import closed_chunks, record_extras
+from discovery.ingest.columns import (
+    RECORD_NUMBER_COLUMNS,
+    RECORD_TEXT_COLUMNS,
+    USED_COLUMNS,
+    FloatArray,
+)
 from discovery.ingest.dialect import Dialect
 from discovery.ingest.drawdown import ExitOrder
 from discovery.ingest.figures import mean_of
@@ -53,13 +60,25 @@ from discovery.ingest.models import (
 
 class Accumulator:
     def __init__(
-        self, path: Path, dialect: Dialect, as_of: date | None, scratch: Path | None = None
+        self,
+        path: Path,
+        dialect: Dialect,
+        as_of: date | None,
+        scratch: Path | None = None,
+        *,
+        records: ClosedSpill | None = None,
     ) -> None:
         self.path = path
         self.dialect = dialect
         self.as_of = as_of
-        self.decoder = Decoder(path, dialect, USED_COLUMNS)
-        self.has = self.decoder.has
+        self.records = records
+        extras = () if records is None else record_extras(dialect.columns)
+        self.columns: tuple[str, ...] = USED_COLUMNS + extras
+        """What pandas reads: the book's columns, and the record-only ones when kept."""
+        self.decoder = Decoder(path, dialect, self.columns)
+        self.has = frozenset(c for c in self.decoder.has if c in USED_COLUMNS)
+        self.record_texts = tuple(c for c in extras if c in RECORD_TEXT_COLUMNS)
+        self.record_numbers = tuple(c for c in extras if c in RECORD_NUMBER_COLUMNS)
         self.first_entry = np.zeros(0, dtype=np.int64)
         self.last_exit = np.zeros(0, dtype=np.int64)
         self.by_strategy = KeyedSums(STRATEGY_MEASURES)
@@ -77,10 +96,19 @@ class Accumulator:
     # -- one chunk ----------------------------------------------------------------------------
 
     def add(self, frame: pd.DataFrame, *, tolerant: bool) -> None:
-        rows = self.decoder.decode(frame, tolerant=tolerant, on_repeated_header=self._repeated)
+        rows = self.decoder.decode(
+            frame,
+            tolerant=tolerant,
+            on_repeated_header=self._repeated,
+            text_columns=self.record_texts,
+            lenient_numbers=self.record_numbers,
+        )
         if rows is None:
             return
         out = outcome(rows)
+        if self.records is not None:
+            for part in closed_chunks(rows, out):
+                self.records.add(part)
         self._grow()
         self._count(rows, out)
         self._fold_sums(rows, out)
@@ -317,6 +345,7 @@ class Accumulator:
                 by_month=self.by_month.frozen(),
             ),
             exits=self.exits,
+            closed=self.records,
             source_bytes=self.dialect.size,
             numbers_as_text=tolerant,
             ids_as_text=ids_as_text,

@@ -9,7 +9,7 @@ Memory stays one chunk.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from discovery.ingest.columns import (
     RECORD_COLUMNS,
     RECORD_NUMBER_COLUMNS,
     RECORD_TEXT_COLUMNS,
+    USED_COLUMNS,
     FloatArray,
     IntArray,
     ObjArray,
@@ -70,9 +71,7 @@ def second_pass(
     """
     path = book.source_path
     dialect = sniff(path, book.source_bytes)
-    wanted = tuple(c for c in RECORD_COLUMNS if c in columns and c not in _UNUSED)
-    if "Exit_Efficiency_Fixed" in dialect.columns:  # the one `_efficiency` takes
-        wanted = tuple(c for c in wanted if c != "Exit_Efficiency")
+    wanted = tuple(c for c in record_columns(dialect.columns) if c in columns and c not in _UNUSED)
     numbers_first = not book.numbers_as_text and dialect.decimal == "."
     handed = 0
     for extras_as_text in (False, True) if numbers_first else (True,):
@@ -84,6 +83,22 @@ def second_pass(
             return
         except _ExtrasAreText:
             continue
+
+
+def record_columns(available: Iterable[str]) -> tuple[str, ...]:
+    """The columns a closed-trade record reads, of those the file has: `Exit_Efficiency` only
+    when there is no `Exit_Efficiency_Fixed` (the one `_efficiency` takes)."""
+    has = frozenset(available)
+    wanted = tuple(c for c in RECORD_COLUMNS if c in has)
+    if "Exit_Efficiency_Fixed" in has:
+        wanted = tuple(c for c in wanted if c != "Exit_Efficiency")
+    return wanted
+
+
+def record_extras(available: Iterable[str]) -> tuple[str, ...]:
+    """The record-only columns the file has (what the first pass reads besides its own when it
+    keeps the records)."""
+    return tuple(c for c in record_columns(available) if c not in USED_COLUMNS)
 
 
 class _ExtrasAreText(Exception):
@@ -177,13 +192,17 @@ class ClosedChunk:
 
 
 def iter_closed_chunks(book: TradeBook, *, chunk_rows: int = CHUNK_ROWS) -> Iterator[ClosedChunk]:
-    """Every closed trade of the book's file, in file order, a chunk at a time (a second
-    streaming pass: memory stays one chunk).
+    """Every closed trade of the book's file, in file order, a chunk at a time: the chunks the
+    first pass kept (`ingest(keep_records=True)`: the first pass's chunk size), else a second
+    streaming pass of `chunk_rows`. Memory stays one chunk either way.
 
-    Raises `InputError` if the file no longer matches the book (changed since it was read).
+    Raises `InputError` if a second pass finds the file changed since it was read.
     """
+    if book.closed is not None:
+        yield from book.closed.chunks()
+        return
     for rows, out in second_pass(book, RECORD_COLUMNS, chunk_rows=chunk_rows):
-        chunk = _closed_chunk(rows, out)
+        chunk = closed_chunk(rows, out)
         if len(chunk):
             yield chunk
 
@@ -200,8 +219,25 @@ _EPOCH_ORDINAL = day_from_epoch(0).toordinal()
 _DIRECTION_NAMES = ["Long", "Short", None]
 
 
-def _closed_chunk(rows: Rows, out: Outcome) -> ClosedChunk:
+RECORD_CHUNK_ROWS = 10_000
+"""Closed trades per `ClosedChunk` from the first pass: the records are encoded a chunk at a
+time as Python strings, and a chunk this size keeps those to tens of MB while the per-chunk
+costs (numpy calls, table lookups) stay small."""
+
+
+def closed_chunk(rows: Rows, out: Outcome) -> ClosedChunk:
+    """The chunk's closed trades as record columns (both passes build them here)."""
+    return _closed_at(rows, np.flatnonzero(out.closed), out.holding_days)
+
+
+def closed_chunks(rows: Rows, out: Outcome) -> Iterator[ClosedChunk]:
+    """`closed_chunk` in pieces of at most `RECORD_CHUNK_ROWS` closed trades."""
     at = np.flatnonzero(out.closed)
+    for start in range(0, len(at), RECORD_CHUNK_ROWS):
+        yield _closed_at(rows, at[start : start + RECORD_CHUNK_ROWS], out.holding_days)
+
+
+def _closed_at(rows: Rows, at: IntArray, holding_days: FloatArray) -> ClosedChunk:
     n = rows.number
     ticker_codes = rows.t_codes[at]
     mfe, mae = n["Max_Favourable_Excursion"][at], n["Max_Adverse_Excursion"][at]
@@ -225,7 +261,7 @@ def _closed_chunk(rows: Rows, out: Outcome) -> ClosedChunk:
         "position_size": floats(n["Position_Size"][at]),
         "pnl": floats(rounded(n["PnL"][at], MONEY_PLACES)),
         "return": floats(rounded(n["Return"][at], RATIO_PLACES)),
-        "duration_days": whole_or_floats(out.holding_days[at]),
+        "duration_days": whole_or_floats(holding_days[at]),
         "mfe": floats(rounded(mfe, RATIO_PLACES)),
         "mae": floats(rounded(mae, RATIO_PLACES)),
         "mfe_mae_ratio": floats(rounded(mfe_mae, RATIO_PLACES)),

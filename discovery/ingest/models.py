@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from discovery.errors import clip
 from discovery.ingest.analytics import (
@@ -29,6 +29,9 @@ from discovery.ingest.analytics import (
 )
 from discovery.ingest.drawdown import ExitOrder
 from discovery.ingest.figures import expectancy_of, finite, money, ratio, win_rate_of
+
+if TYPE_CHECKING:
+    from discovery.ingest.closed_spill import ClosedSpill
 
 MAX_KEPT_ISSUES = 500
 """Issues beyond this many are counted per kind but not listed (the report stays small)."""
@@ -270,6 +273,15 @@ class TradeBook:
     ids_as_text: bool = False
     """Whether a Position_UUID was too long for the fixed-width bytes form (`uuids`): the
     per-trade pass reads the ids as text too."""
+    closed: ClosedSpill | None = None
+    """The closed trades' record columns, kept by the first pass when asked
+    (`ingest(keep_records=True)`): the records are read from them instead of the CSV."""
+
+    def close(self) -> None:
+        """Drop what the book keeps on disk (the exit runs, the kept closed trades)."""
+        self.exits.close()
+        if self.closed is not None:
+            self.closed.close()
 
     @property
     def ticker_symbols(self) -> tuple[str, ...]:

@@ -27,7 +27,8 @@ from discovery.errors import InputError
 from discovery.ingest import CHUNK_ROWS
 from discovery.ingest.accumulator import Accumulator
 from discovery.ingest.checks import ISSUE_KINDS, PNL_TOLERANCE
-from discovery.ingest.columns import REQUIRED_COLUMNS, USED_COLUMNS
+from discovery.ingest.closed_spill import ClosedSpill
+from discovery.ingest.columns import RECORD_NUMBER_COLUMNS, REQUIRED_COLUMNS, USED_COLUMNS
 from discovery.ingest.dialect import Dialect, sniff
 from discovery.ingest.models import TradeBook
 from discovery.ingest.stream import ChunkStream, RetryTolerant
@@ -90,6 +91,7 @@ def ingest(
     chunk_rows: int = CHUNK_ROWS,
     as_of: date | None = None,
     scratch_dir: Path | None = None,
+    keep_records: bool = False,
 ) -> TradeBook:
     """Stream the trade-history CSV at `path` into a `TradeBook`.
 
@@ -97,8 +99,11 @@ def ingest(
     sorted runs of their exit order written to a temporary directory under `scratch_dir` (the
     system's by default; see `drawdown.ExitOrder`). `as_of` (optional) is the day
     `days_since_entry` of open positions is counted to; without it the CSV's own
-    `Days_Since_Entry` is reported. Raises `InputError` (one sentence with file, row and
-    column) for input that cannot be used.
+    `Days_Since_Entry` is reported. `keep_records`: also read the record-only columns and
+    keep every closed trade's record columns in a temporary file under `scratch_dir`
+    (`book.closed`, see `closed_spill`), so the records need no second read of the file; close
+    the book (`book.close()`) once done with it. Raises `InputError` (one sentence with file,
+    row and column) for input that cannot be used.
     """
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be at least 1")
@@ -107,7 +112,10 @@ def ingest(
     tolerant = ids_as_text = False
     while True:  # at most three reads: each retry switches one of the two flags on for good
         try:
-            return _read(path, dialect, chunk_rows, as_of, scratch_dir, tolerant, ids_as_text)
+            records = ClosedSpill(scratch_dir) if keep_records else None
+            return _read(
+                path, dialect, chunk_rows, as_of, scratch_dir, tolerant, ids_as_text, records
+            )
         except RetryTolerant:
             # A cell did not parse as a number: re-read with numbers as text to find out whether
             # it is a repeated header line (skipped, reported) or a bad value (refused with its
@@ -126,10 +134,19 @@ def _read(
     scratch: Path | None,
     tolerant: bool,
     ids_as_text: bool,
+    records: ClosedSpill | None,
 ) -> TradeBook:
-    book = Accumulator(path, dialect, as_of, scratch)
+    book = Accumulator(path, dialect, as_of, scratch, records=records)
     stream = ChunkStream(
-        path, dialect, USED_COLUMNS, chunk_rows, tolerant=tolerant, ids_as_text=ids_as_text
+        path,
+        dialect,
+        book.columns,
+        chunk_rows,
+        tolerant=tolerant,
+        ids_as_text=ids_as_text,
+        # The optional numbers as numbers where the mark is a dot: one that is not a number
+        # only sends the read to the tolerant path, where it becomes NaN (never a refusal).
+        as_text=RECORD_NUMBER_COLUMNS if dialect.decimal != "." else (),
     )
     try:
         for chunk in stream:
@@ -137,4 +154,6 @@ def _read(
         return book.finish(stream.sha256, tolerant=tolerant, ids_as_text=ids_as_text)
     except BaseException:
         book.exits.close()  # a refused or retried read leaves no spilled runs behind
+        if records is not None:
+            records.close()
         raise

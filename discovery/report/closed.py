@@ -32,9 +32,6 @@ INLINE_LIMIT = 5_000
 RECORDS_FORMAT = "closed-trades-jsonl/1"
 """Part of every file's inputs digest: bump it whenever the same inputs could give other bytes
 (keys, rounding, encoding), so a file written the old way is never reused."""
-RECORD_CHUNK_ROWS = 10_000
-"""The per-trade pass holds a chunk's JSON tokens as Python strings: a chunk this size keeps
-them to tens of MB while the per-chunk costs (pandas' parse, numpy calls) stay small."""
 
 
 def with_benchmark(

@@ -28,7 +28,7 @@ from discovery.errors import InputError, storage_sentence
 from discovery.fetch.access import availability_lookup, coverage_lookup, open_hub
 from discovery.fetch.ceilings import MemoryCeiling, peak_rss_mb
 from discovery.fetch.engine import FetchEngine, PhaseTwo, ProgressHook
-from discovery.ingest.closed_trades import iter_closed_chunks
+from discovery.ingest.closed_trades import RECORD_CHUNK_ROWS, iter_closed_chunks
 from discovery.ingest.portfolios import resolve_portfolio
 from discovery.ingest.trades import TradeBook, ingest
 from discovery.local.inventory import Inventory, build_inventory
@@ -50,7 +50,6 @@ from discovery.report.assemble import (
 )
 from discovery.report.closed import (
     INLINE_LIMIT,
-    RECORD_CHUNK_ROWS,
     closed_trade_lines,
     closed_trade_records,
     records_inputs,
@@ -115,17 +114,27 @@ class StageTimer:
 
 
 def load_local(
-    settings: Settings, portfolio: str, today: date, scratch: Path | None = None
+    settings: Settings,
+    portfolio: str,
+    today: date,
+    scratch: Path | None = None,
+    *,
+    keep_records: bool = False,
 ) -> tuple[Path, TradeBook, Inventory, StageTimer]:
     """Stages 1 and 0: the trade book and what is known locally (no network). `scratch`: where
-    a very large file's sorted exit runs may spill (inside the data root; the system's
-    temporary folder when None). Close `book.exits` once done with the book."""
+    a very large file's sorted exit runs and kept closed trades may spill (inside the data
+    root; the system's temporary folder when None). `keep_records`: keep the closed trades'
+    record columns for the report (`ingest`). Close the book once done with it."""
     timer = StageTimer()
     layout = settings.layout
     with timer.stage("ingest"):
         csv_path = resolve_portfolio(layout, portfolio)
         book = ingest(
-            csv_path, chunk_rows=settings.csv_chunk_rows, as_of=today, scratch_dir=scratch
+            csv_path,
+            chunk_rows=settings.csv_chunk_rows,
+            as_of=today,
+            scratch_dir=scratch,
+            keep_records=keep_records,
         )
     with timer.stage("inventory"):
         inventory = build_inventory(
@@ -276,10 +285,10 @@ async def discover_async(
             with timer.stage("plan"):
                 plan = dry_run_plan(settings, options, book, inventory, today)
         finally:
-            book.exits.close()
+            book.close()
         return Outcome(0, plan=plan, summary=render_plan(plan, settings.base_currency))
     csv_path, book, inventory, timer = load_local(
-        settings, options.portfolio, today, layout.scratch_dir
+        settings, options.portfolio, today, layout.scratch_dir, keep_records=True
     )
     report_path = layout.report_path(options.portfolio, today)
     history_path = layout.history_report_path(options.portfolio, run_id)
@@ -302,7 +311,7 @@ async def discover_async(
             sleep=sleep,
         )
     finally:
-        book.exits.close()
+        book.close()
 
 
 async def _run(
