@@ -6,10 +6,18 @@ bench/_work/report/ (reused when present; BENCH_QUICK=1: 100k rows). Each run is
 process on a fresh data root (nothing cached), timed from outside; the report's own
 `stage_timings_ms` and `peak_rss_mb` are printed with it.
 
-The figure before issue 14 cannot be re-run from this tree: it was measured at commit 76b2163
-on this machine, idle, with the same recipe — 2.36 s wall for 1M trades, peak RSS 149 MB.
-The ratio below is against that figure, so it only means something on an idle machine of the
-same kind (the run's own stage timings say where the time went either way).
+The figure before issue 14 cannot be re-run from this tree. By default the ratio is against
+2.36 s (1M trades, peak RSS 149 MB), measured at commit 76b2163 with the same recipe on the
+machine of stop 19, idle — it only means something on that kind of machine. To measure both on
+the machine at hand, give a checkout of 76b2163 with its own venv:
+
+    git worktree add /tmp/base 76b2163 && python3.11 -m venv /tmp/base/.venv &&
+    /tmp/base/.venv/bin/pip install -e /tmp/base
+    BENCH_REPORT_BASELINE=/tmp/base python -m bench report
+
+and each run of this tree is paired with a baseline run just before it (a shared VM's speed
+drifts by tens of percent within minutes: pairs see the same machine). The run's own stage
+timings say where the time went either way.
 
 Run: `python -m bench report` (or `python -m bench.bench_report`).
 """
@@ -59,8 +67,12 @@ def dataset(rows: int) -> Path:
     return path
 
 
-def one_run(csv: Path) -> dict[str, Any]:
-    """One fresh-process `discover --offline` on a fresh data root next to the file."""
+BASELINE = os.environ.get("BENCH_REPORT_BASELINE")
+
+
+def one_run(csv: Path, tree: Path | None = None) -> dict[str, Any]:
+    """One fresh-process `discover --offline` on a fresh data root next to the file; with
+    `tree`, that checkout's CLI run by its own venv (the baseline)."""
     root = WORK / "run"
     shutil.rmtree(root, ignore_errors=True)
     (root / "raw" / "trade_history").mkdir(parents=True)
@@ -69,7 +81,8 @@ def one_run(csv: Path) -> dict[str, Any]:
     except OSError:
         shutil.copyfile(csv, root / "raw" / "trade_history" / csv.name)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADESCOUT_")}
-    command = [sys.executable, "-m", "discovery.cli", "discover", csv.stem, "--offline"]
+    python = sys.executable if tree is None else str(tree / ".venv" / "bin" / "python")
+    command = [python, "-m", "discovery.cli", "discover", csv.stem, "--offline"]
     started = time.perf_counter()
     done = subprocess.run(
         [*VIA_SHELL, *command, "--data-root", str(root), "--json"],
@@ -77,13 +90,14 @@ def one_run(csv: Path) -> dict[str, Any]:
         text=True,
         env=env,
         check=False,
+        cwd=tree,  # `python -m` puts the working folder first on the path
     )
     wall = time.perf_counter() - started
     if done.returncode not in (0, 3):  # 3: gaps (offline, nothing cached), still a report
         raise RuntimeError(f"discover exited {done.returncode}: {done.stderr[-2000:]}")
     report = json.loads(Path(json.loads(done.stdout)["report_path"]).read_text())
     meta = report["discovery_metadata"]
-    closed = report["closed_trades"]
+    closed = report.get("closed_trades", [])  # the baseline has no records
     count = closed["count"] if isinstance(closed, dict) else len(closed)
     shutil.rmtree(root, ignore_errors=True)
     return {
@@ -97,7 +111,11 @@ def one_run(csv: Path) -> dict[str, Any]:
 def main() -> None:
     csv = dataset(ROWS)
     runs = []
+    before: list[float] = []
     for i in range(RUNS):
+        if BASELINE:
+            before.append(one_run(csv, Path(BASELINE))["wall"])
+            print(f"  baseline run {i + 1}: {before[-1]:.2f} s wall")
         run = one_run(csv)
         runs.append(run)
         stages = ", ".join(f"{k} {v / 1000:.2f}" for k, v in run["stages"].items() if v >= 1)
@@ -108,11 +126,17 @@ def main() -> None:
     wall = statistics.median(r["wall"] for r in runs)
     peak = max(r["peak_mb"] for r in runs)
     print(f"discover --offline, {ROWS:,} trades: median wall {wall:.2f} s of {RUNS}")
-    if QUICK:
+    if before:
+        base = statistics.median(before)
+        print(
+            f"  vs before issue 14 (76b2163 at {BASELINE}, paired runs, median {base:.2f} s): "
+            f"{wall / base:.2f}x (goal <= {RATIO_GOAL}x)"
+        )
+    elif QUICK:
         print(f"  (quick: {ROWS:,} rows; the goal is stated for 1M: no ratio)")
     else:
         print(
-            f"  vs before issue 14 (measured {BEFORE_S} s at 76b2163, this machine, idle): "
+            f"  vs before issue 14 ({BEFORE_S} s at 76b2163 on stop 19's machine, idle): "
             f"{wall / BEFORE_S:.2f}x (goal <= {RATIO_GOAL}x)"
         )
     print(f"  peak RSS {peak:.0f} MB (goal <= {RSS_GOAL_MB:.0f} MB)")
