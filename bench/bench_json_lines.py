@@ -1,5 +1,6 @@
-"""`json_lines` on one closed-trade chunk of `RECORD_CHUNK_ROWS` (10k) rows, as the report
-writes them: the compiled interleave (`discovery._interleave`) against the Python one.
+"""`json_lines` on one closed-trade chunk of 10k rows (the most the per-trade pass hands it at
+a time), as the report writes them: the compiled interleave (`discovery._interleave`) against
+the Python one.
 
 The chunk is the first of a generated 10k-trade file (`write_trades_csv(..., seed=7)`, 20
 tickers, under bench/_work/), with the report's currency and benchmark columns added (no
@@ -18,20 +19,21 @@ from pathlib import Path
 from discovery.ingest.closed_trades import iter_closed_chunks
 from discovery.ingest.trades import ingest
 from discovery.json_lines import COMPILED, Column, json_lines
-from discovery.report.closed import RECORD_CHUNK_ROWS, with_benchmark
+from discovery.report.closed import with_benchmark
 from services.sandbox.portfolios import synthetic_tickers, write_trades_csv
 
 WORK = Path(__file__).resolve().parent / "_work" / "json_lines"
 REPEATS = 30
+CHUNK_ROWS = 10_000
 
 
 def chunk_columns() -> dict[str, Column]:
-    path = WORK / f"trades{RECORD_CHUNK_ROWS}.csv"
+    path = WORK / f"trades{CHUNK_ROWS}.csv"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_trades_csv(path, RECORD_CHUNK_ROWS, synthetic_tickers(20), seed=7)
+        write_trades_csv(path, CHUNK_ROWS, synthetic_tickers(20), seed=7)
     book = ingest(path)
-    chunk = next(iter(iter_closed_chunks(book, chunk_rows=RECORD_CHUNK_ROWS)))
+    chunk = next(iter(iter_closed_chunks(book, chunk_rows=CHUNK_ROWS)))
     return with_benchmark(chunk, None, {t: "USD" for t in chunk.tickers})
 
 
