@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv run test lint typecheck pytest bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py discovery/_interleave.c  # the editable install compiles the C
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

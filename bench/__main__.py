@@ -19,6 +19,7 @@ BENCHES = (
     "refresh",
     "team",
     "report",
+    "json_lines",
 )
 
 

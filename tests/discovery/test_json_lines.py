@@ -2,7 +2,8 @@
 `orjson.dumps`): the same bytes, so the same records with the same types, on the values that
 are easy to get wrong — NaN, −0.0, huge and near-half floats, integer-valued windows, strings
 with quotes, commas, backslashes, NULs, control and non-ASCII characters — and the one-pass
-trimming against `str.strip`."""
+trimming against `str.strip`. The compiled interleave (`discovery._interleave`) and the Python
+one give the same bytes, and refuse the same bad columns."""
 
 from __future__ import annotations
 
@@ -18,8 +19,13 @@ from hypothesis import strategies as st
 from discovery.ingest.closed_trades import rounded
 from discovery.ingest.trim import ASCII_SPACE, join_plain, trimmed
 from discovery.json_lines import (
+    COMPILED,
+    Coded,
+    Column,
+    Joined,
     floats,
     ints,
+    joined_texts,
     json_lines,
     labels,
     records_of,
@@ -111,6 +117,7 @@ def test_lines_are_the_straightforward_encoders(rows: list[Any], places: int) ->
     ]
     lines = json_lines(columns)
     assert lines == reference(want)
+    assert both(columns) == lines
     assert [strict(r) for r in records_of(lines)] == [strict(r) for r in want]
 
 
@@ -163,3 +170,168 @@ def test_trimming_is_strs(strings: list[str], longest: int | None) -> None:
     if joined is not None:  # only ever when nothing needs trimming
         assert want == strings and joined.split("\x00") == strings
     assert join_plain(["ab", math.nan]) is None  # a missing cell
+
+
+# The two interleaves: every column order (a coded column first, last, next to another coded
+# one), the edge rows, and the columns either refuses. Where the extension is not built only
+# the Python interleave is tested, and the first test below fails.
+
+needs_compiled = pytest.mark.skipif(not COMPILED, reason="discovery._interleave is not built")
+
+
+def both(columns: dict[str, Column]) -> bytes:
+    """The lines from each interleave, which must be the same bytes."""
+    python = json_lines(columns, compiled=False)
+    if COMPILED:
+        assert json_lines(columns, compiled=True) == python
+        assert json_lines(columns) == python
+    return python
+
+
+def test_the_compiled_interleave_is_loaded() -> None:
+    """The test venv's editable install compiles it (`make venv`): without it every comparison
+    here would only test the Python interleave."""
+    import importlib.machinery
+
+    assert COMPILED, "discovery._interleave is not built: `pip install -e .` compiles it"
+    import discovery._interleave as compiled
+
+    assert compiled.__file__ is not None
+    assert compiled.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+
+
+KINDS = ("int", "float", "window", "text", "label", "nul_text")
+
+
+def column_of(kind: str, rows: list[Any]) -> tuple[Column, list[Any]]:
+    """A column of one kind from the rows' draws, and the values a dict per row would hold."""
+    number = [r[0] for r in rows]
+    text = [r[1] for r in rows]
+    code = [r[2] for r in rows]
+    table: list[str | None] = ["x", None, "caf\u00e9 \\u0000", '"q"']
+    if kind == "int":
+        return ints(np.arange(len(rows), dtype=np.int64) - 3), [i - 3 for i in range(len(rows))]
+    if kind == "float":
+        return floats(np.array(number, dtype=np.float64)), [plain(v) for v in number]
+    if kind == "window":
+        return whole_or_floats(np.array(number, dtype=np.float64)), [
+            whole_or_float(v) for v in number
+        ]
+    if kind == "text":
+        return texts(text), text
+    if kind == "label":  # code -1: the table's last entry
+        return labels(np.array(code, dtype=np.int64), table), [table[c] for c in code]
+    plain_text = [f"é{i}\u2028{t or ''}".replace("\x00", "") for i, t in enumerate(text)]
+    return joined_texts("\x00".join(plain_text), len(rows)), plain_text
+
+
+@given(
+    st.lists(st.tuples(FLOATS, TEXTS, st.integers(-1, 3)), max_size=12),
+    st.permutations(KINDS),
+    st.integers(1, len(KINDS)),
+)
+def test_any_column_order_gives_the_same_bytes(rows: list[Any], kinds: Any, width: int) -> None:
+    built = {kind: column_of(kind, rows) for kind in kinds[:width]}
+    columns = {kind: column for kind, (column, _) in built.items()}
+    want = [{kind: values[i] for kind, (_, values) in built.items()} for i in range(len(rows))]
+    assert both(columns) == reference(want)
+
+
+def test_edge_rows_and_orders() -> None:
+    one = {"a": labels(np.array([-1]), ["x", "y"]), "b": floats(np.array([1.5]))}
+    assert both(one) == b'{"a":"y","b":1.5}\n'
+    coded = {
+        "a": labels(np.array([0, -1, 1]), ["x", None]),
+        "b": Coded(np.array([2, 0, -1]), ["1", "2", "3"]),
+        "c": Coded(np.array([0, 0, 0]), ["null"]),
+    }
+    assert both(coded) == (
+        b'{"a":"x","b":3,"c":null}\n{"a":null,"b":1,"c":null}\n{"a":null,"b":3,"c":null}\n'
+    )
+    nasty = {"t": texts(NASTY), "n": ints(np.arange(len(NASTY), dtype=np.int64))}
+    assert both(nasty) == reference([{"t": s, "n": i} for i, s in enumerate(NASTY)])
+    assert both({"only": texts(["\U0001f600"])}) == '{"only":"\U0001f600"}\n'.encode()
+    assert both({"a": floats(np.array([])), "b": labels(np.array([], dtype=np.int64), [])}) == b""
+    assert json_lines({}, compiled=True) == json_lines({}, compiled=False) == b""
+
+
+@pytest.mark.parametrize("compiled", [pytest.param(True, marks=needs_compiled), False])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        Joined("1,2", 3, ","),  # too few tokens
+        Joined("1,2,3,4", 3, ","),  # too many
+        Joined('"a"\x00"b"', 3),
+        Coded(np.array([0, 1, 2]), ["a", "b"]),  # past the table
+        Coded(np.array([0, -2, 0]), ["a", "b"]),  # below −1 (numpy would wrap it)
+        Coded(np.array([0, 0, 0]), []),
+    ],
+)
+def test_a_bad_column_is_refused_by_both(bad: Column, compiled: bool) -> None:
+    columns = {"n": ints(np.arange(3, dtype=np.int64)), "bad": bad}
+    with pytest.raises(ValueError, match=r"tokens|out of range"):
+        json_lines(columns, compiled=compiled)
+
+
+def test_a_separator_is_one_ascii_character() -> None:
+    for sep in ("", ",,", "\u00e9"):
+        with pytest.raises(ValueError, match="one ASCII character"):
+            Joined("1", 1, sep)
+
+
+def test_codes_of_any_int_dtype_or_layout_are_taken() -> None:
+    codes = np.array([1, 0, 1, -1, 0, 0], dtype=np.int32)[::2]  # not int64, not contiguous
+    want = b'{"k":"b"}\n{"k":"b"}\n{"k":"a"}\n'
+    assert both({"k": labels(codes, ["a", "b"])}) == want
+
+
+def interleave_raises(match: str, *args: Any) -> None:
+    from discovery._interleave import interleave
+
+    with pytest.raises(ValueError, match=match):
+        interleave(*args)
+
+
+@needs_compiled
+def test_the_compiled_interleave_refuses_what_it_cannot_read() -> None:
+    """What `json_lines` never passes, the extension refuses before writing a byte."""
+    from discovery._interleave import interleave
+
+    codes = np.array([0, -1], dtype=np.int64)
+    table = [b'"a"', b'"b"']
+    between = [b"{", b",", b"}\n"]
+    good: list[Any] = [(b"1,2", ord(",")), (codes, table)]
+    assert interleave(2, between, good) == b'{1,"a"}\n{2,"b"}\n'
+    assert interleave(2, between, [(bytearray(b"1\x002"), 0), (memoryview(codes), table)]) == (
+        b'{1,"a"}\n{2,"b"}\n'
+    )
+    assert interleave(0, [b"{", b"}\n"], [(b"", 44)]) == b""
+    assert interleave(3, [b"x\n"], []) == b"x\nx\nx\n"
+    interleave_raises("negative", -1, between, good)
+    interleave_raises("need 3 between texts", 2, between[:2], good)
+    interleave_raises(r"between\[1\] is not bytes", 2, [b"{", ",", b"}\n"], good)
+    interleave_raises("not a .* pair", 2, between, [(b"1,2", 44, 0), good[1]])
+    interleave_raises("not a .* pair", 2, between, [b"1,2", good[1]])
+    interleave_raises("not a contiguous bytes buffer", 2, between, [("1,2", 44), good[1]])
+    interleave_raises("not one ASCII byte", 2, between, [(b"1,2", 200), good[1]])
+    interleave_raises("not one ASCII byte", 2, between, [(b"1,2", -1), good[1]])
+    interleave_raises("has 1 tokens", 2, between, [(b"12", 44), good[1]])
+    interleave_raises("more than 2 tokens", 2, between, [(b"1,2,", 44), good[1]])
+    interleave_raises("3 bytes of tokens for 0 rows", 0, between, [(b"1,2", 44), good[1]])
+    for wrong in (
+        codes.astype(np.int32),
+        codes.astype(np.float64),
+        codes.astype(np.uint64),
+        codes.astype(">i8"),
+        np.array([[0, 1]], dtype=np.int64),
+    ):
+        interleave_raises("not a 1-d int64 buffer", 2, between, [good[0], (wrong, table)])
+    strided = np.array([0, 9, 1, 9], dtype=np.int64)[::2]
+    interleave_raises("not a C-contiguous buffer", 2, between, [good[0], (strided, table)])
+    interleave_raises("not a C-contiguous buffer", 2, between, [good[0], ([0, 1], table)])
+    interleave_raises("has 3 codes", 2, between, [good[0], (np.zeros(3, np.int64), table)])
+    interleave_raises("code 2 at row 1", 2, between, [good[0], (np.array([0, 2]), table)])
+    interleave_raises("code -2 at row 0", 2, between, [good[0], (np.array([-2, 0]), table)])
+    interleave_raises("out of range for a table of 0", 2, between, [good[0], (codes, [])])
+    interleave_raises("entry 1 is not bytes", 2, between, [good[0], (codes, [b"a", "b"])])
+    interleave_raises("table is not a sequence", 2, between, [good[0], (codes, None)])
