@@ -36,23 +36,25 @@ COMPILED = _interleave is not None
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 _SEP = "\x00"  # between tokens: a NUL is never in the file, and orjson escapes one in a string
-_ESCAPED_SEP = "\\u0000"
+_BSEP = b"\x00"
+_ESCAPED_SEP = b"\\u0000"
 
 
 @dataclass(frozen=True)
 class Joined:
-    """`size` JSON tokens, `sep` between each two (`sep` never inside a token)."""
+    """`size` JSON tokens as UTF-8, `sep` between each two (`sep` never inside a token). Bytes
+    from orjson to the file: the compiled interleave copies them as they are."""
 
-    text: str
+    data: bytes
     size: int
-    sep: str = _SEP
+    sep: bytes = _BSEP
 
     def __post_init__(self) -> None:
         if len(self.sep) != 1 or not self.sep.isascii():
-            raise ValueError(f"a token separator is one ASCII character, not {self.sep!r}")
+            raise ValueError(f"a token separator is one ASCII byte, not {self.sep!r}")
 
     def tokens(self) -> list[str]:
-        return self.text.split(self.sep) if self.size else []
+        return self.data.decode().split(self.sep.decode()) if self.size else []
 
 
 @dataclass(frozen=True)
@@ -89,12 +91,12 @@ def floats(values: FloatArray) -> Joined:
     if np.isinf(values).any():
         raise ValueError("a non-finite value reached the closed-trade records")
     plain = np.ascontiguousarray(values, dtype=np.float64) + 0.0
-    return Joined(orjson.dumps(plain, option=_NUMPY)[1:-1].decode(), len(plain), ",")
+    return Joined(orjson.dumps(plain, option=_NUMPY)[1:-1], len(plain), b",")
 
 
 def ints(values: IntArray) -> Joined:
     whole = np.ascontiguousarray(values, dtype=np.int64)
-    return Joined(orjson.dumps(whole, option=_NUMPY)[1:-1].decode(), len(whole), ",")
+    return Joined(orjson.dumps(whole, option=_NUMPY)[1:-1], len(whole), b",")
 
 
 def whole_or_floats(values: FloatArray) -> Coded:
@@ -117,13 +119,13 @@ def texts(values: Sequence[str | None]) -> Joined:
     quoted = _quoted(present)
     table = np.full(len(values), "null", dtype=object)
     table[np.array([v is not None for v in values], dtype=bool)] = tokens(quoted)
-    return Joined(_SEP.join(table.tolist()), len(values))
+    return Joined(_SEP.join(table.tolist()).encode(), len(values))
 
 
 def _quoted(strings: Sequence[str]) -> Joined:
     joined = _SEP.join(strings)
     if joined.count(_SEP) != max(len(strings) - 1, 0):  # a NUL of its own: encoded alone
-        return Joined(_SEP.join(orjson.dumps(s).decode() for s in strings), len(strings))
+        return Joined(_BSEP.join(orjson.dumps(s) for s in strings), len(strings))
     return joined_texts(joined, len(strings))
 
 
@@ -132,23 +134,25 @@ def joined_texts(joined: str, size: int) -> Joined:
     call: encoded as one JSON string and cut where the NULs went (`\\u0000`, which nothing else
     encodes to while no string has a backslash; otherwise each string is encoded alone)."""
     if not size:
-        return Joined("", 0)
-    if _verbatim(joined, size):
-        return Joined('"' + joined.replace(_SEP, '"' + _SEP + '"') + '"', size)
+        return Joined(b"", 0)
+    if joined.isascii():
+        raw = joined.encode("ascii")
+        if _verbatim(raw, size):
+            return Joined(b'"' + raw.replace(_BSEP, b'"' + _BSEP + b'"') + b'"', size)
     if "\\" in joined:
         parts = joined.split(_SEP)
-        return Joined(_SEP.join(orjson.dumps(s).decode() for s in parts), size)
-    encoded = orjson.dumps(joined).decode()
-    return Joined(encoded.replace(_ESCAPED_SEP, '"' + _SEP + '"'), size)
+        return Joined(_BSEP.join(orjson.dumps(s) for s in parts), size)
+    return Joined(orjson.dumps(joined).replace(_ESCAPED_SEP, b'"' + _BSEP + b'"'), size)
 
 
-def _verbatim(joined: str, size: int) -> bool:
-    """Printable ASCII without a quote or a backslash, apart from the `size - 1` NULs: each
-    string is its own JSON text between quotes (what orjson would write, without the call)."""
-    if not joined.isascii() or '"' in joined or "\\" in joined or "\x7f" in joined:
+def _verbatim(raw: bytes, size: int) -> bool:
+    """ASCII `raw` printable, without a quote or a backslash, apart from the `size - 1` NULs:
+    each string is its own JSON text between quotes (what orjson would write, without the
+    call)."""
+    if b'"' in raw or b"\\" in raw or b"\x7f" in raw:
         return False
-    raw = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
-    return np.count_nonzero(raw < 0x20) == np.count_nonzero(raw == 0) == size - 1
+    codes = np.frombuffer(raw, dtype=np.uint8)
+    return np.count_nonzero(codes < 0x20) == np.count_nonzero(codes == 0) == size - 1
 
 
 def labels(codes: IntArray, table: Sequence[str | None]) -> Coded:
@@ -184,7 +188,7 @@ def json_lines(columns: Mapping[str, Column], *, compiled: bool | None = None) -
         rows,
         [b.encode() for b in between],
         [
-            (c.text.encode(), ord(c.sep))
+            (c.data, c.sep[0])
             if isinstance(c, Joined)
             else (np.ascontiguousarray(c.codes, dtype=np.int64), [t.encode() for t in c.table])
             for c in listed

@@ -9,10 +9,10 @@ hand (`closed_trades.closed_chunk`, the same function the second pass runs) and 
 Up to `HELD_TRADES` closed trades are simply held in memory (a small file leaves no trace
 on disk); past that, everything goes to an unnamed temporary file (`tempfile.TemporaryFile`:
 on Linux it has no name at all) under the data root's scratch folder, so a killed run leaves
-nothing behind. Each chunk is one blob: an orjson header (the columns' texts and tables, the
-arrays' dtypes and lengths) and the arrays' bytes. No pickle: what is read back is data,
-whatever the file holds. Memory stays one chunk; the file holds about 300 bytes per closed
-trade.
+nothing behind. Each chunk is one blob: an orjson header (the code tables, the arrays' dtypes
+and lengths, the joined columns' byte counts) and then those bytes as they are. No pickle:
+what is read back is data, whatever the file holds. Memory stays one chunk; the file holds
+about 200 bytes per closed trade.
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ class ClosedSpill:
             self._write(each)
 
     def _write(self, chunk: ClosedChunk) -> None:
-        header, arrays = _encode(chunk)
-        parts = [len(header).to_bytes(_LENGTH, "little"), header, *(a.tobytes() for a in arrays)]
+        header, payload = _encode(chunk)
+        parts = [len(header).to_bytes(_LENGTH, "little"), header, *payload]
         size = sum(len(p) for p in parts)
         try:
             handle = self._open()
@@ -114,18 +114,21 @@ class ClosedSpill:
         return storage_sentence(where, exc, "the closed trades' temporary file") or exc
 
 
-def _encode(chunk: ClosedChunk) -> tuple[bytes, list[np.ndarray[Any, Any]]]:
-    arrays: list[np.ndarray[Any, Any]] = []
+def _encode(chunk: ClosedChunk) -> tuple[bytes, list[bytes]]:
+    """The header and the payload after it: each array's bytes and each joined column's
+    tokens, in the order the header lists them."""
+    payload: list[bytes] = []
 
     def array(values: np.ndarray[Any, Any]) -> list[Any]:
         small = _narrowed(values)
-        arrays.append(small)
+        payload.append(small.tobytes())
         return [small.dtype.str, len(small)]
 
     columns: list[list[Any]] = []
     for key, column in chunk.columns.items():
         if isinstance(column, Joined):
-            columns.append([key, "J", column.text, column.size, column.sep])
+            payload.append(column.data)
+            columns.append([key, "J", len(column.data), column.size, column.sep[0]])
         else:
             columns.append([key, "C", array(column.codes), column.table])
     header = {
@@ -136,7 +139,7 @@ def _encode(chunk: ClosedChunk) -> tuple[bytes, list[np.ndarray[Any, Any]]]:
         "exit_ordinal": array(chunk.exit_ordinal),
         "returns": array(chunk.returns),
     }
-    return orjson.dumps(header), arrays
+    return orjson.dumps(header), payload
 
 
 def _narrowed(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
@@ -164,8 +167,9 @@ def _decode(blob: bytes) -> ClosedChunk:
     columns: dict[str, Column] = {}
     for entry in header["columns"]:
         if entry[1] == "J":
-            key, _, text, size, sep = entry
-            columns[key] = Joined(text, size, sep)
+            key, _, nbytes, size, sep = entry
+            columns[key] = Joined(blob[at : at + nbytes], size, bytes([sep]))
+            at += nbytes
         else:
             key, _, codes, table = entry
             columns[key] = Coded(array(codes, np.int64), table)

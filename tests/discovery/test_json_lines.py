@@ -259,9 +259,9 @@ def test_edge_rows_and_orders() -> None:
 @pytest.mark.parametrize(
     "bad",
     [
-        Joined("1,2", 3, ","),  # too few tokens
-        Joined("1,2,3,4", 3, ","),  # too many
-        Joined('"a"\x00"b"', 3),
+        Joined(b"1,2", 3, b","),  # too few tokens
+        Joined(b"1,2,3,4", 3, b","),  # too many
+        Joined(b'"a"\x00"b"', 3),
         Coded(np.array([0, 1, 2]), ["a", "b"]),  # past the table
         Coded(np.array([0, -2, 0]), ["a", "b"]),  # below −1 (numpy would wrap it)
         Coded(np.array([0, 0, 0]), []),
@@ -273,10 +273,10 @@ def test_a_bad_column_is_refused_by_both(bad: Column, compiled: bool) -> None:
         json_lines(columns, compiled=compiled)
 
 
-def test_a_separator_is_one_ascii_character() -> None:
-    for sep in ("", ",,", "\u00e9"):
-        with pytest.raises(ValueError, match="one ASCII character"):
-            Joined("1", 1, sep)
+def test_a_separator_is_one_ascii_byte() -> None:
+    for sep in (b"", b",,", "\u00e9".encode()):
+        with pytest.raises(ValueError, match="one ASCII byte"):
+            Joined(b"1", 1, sep)
 
 
 def test_codes_of_any_int_dtype_or_layout_are_taken() -> None:
