@@ -4,7 +4,8 @@ A report with closed-trade records needs every closed trade once more after the 
 benchmark's closes and the currencies come from it). Reading the CSV a second time cost more than
 the whole first pass on a 1M-trade file (pandas parses every column again, the chunks are decoded
 again), so `ingest(keep_records=True)` builds each chunk's record columns while the chunk is in
-hand (`closed_trades.closed_chunk`, the same function the second pass runs) and appends them here.
+hand (`closed_trades.closed_chunks`, the same function the second pass runs) and appends
+them here.
 
 Up to `HELD_TRADES` closed trades are simply held in memory (a small file leaves no trace
 on disk); past that, everything goes to an unnamed temporary file (`tempfile.TemporaryFile`:

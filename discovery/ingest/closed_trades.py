@@ -202,9 +202,7 @@ def iter_closed_chunks(book: TradeBook, *, chunk_rows: int = CHUNK_ROWS) -> Iter
         yield from book.closed.chunks()
         return
     for rows, out in second_pass(book, RECORD_COLUMNS, chunk_rows=chunk_rows):
-        chunk = closed_chunk(rows, out)
-        if len(chunk):
-            yield chunk
+        yield from closed_chunks(rows, out)
 
 
 def iter_closed_trades(
@@ -220,18 +218,14 @@ _DIRECTION_NAMES = ["Long", "Short", None]
 
 
 RECORD_CHUNK_ROWS = 10_000
-"""Closed trades per `ClosedChunk` from the first pass: the records are encoded a chunk at a
-time as Python strings, and a chunk this size keeps those to tens of MB while the per-chunk
-costs (numpy calls, table lookups) stay small."""
-
-
-def closed_chunk(rows: Rows, out: Outcome) -> ClosedChunk:
-    """The chunk's closed trades as record columns (both passes build them here)."""
-    return _closed_at(rows, np.flatnonzero(out.closed), out.holding_days)
+"""Closed trades per `ClosedChunk`: the records are encoded a chunk at a time (tokens, then
+one bytes block), and a chunk this size keeps those to tens of MB while the per-chunk costs
+(numpy calls, table lookups) stay small."""
 
 
 def closed_chunks(rows: Rows, out: Outcome) -> Iterator[ClosedChunk]:
-    """`closed_chunk` in pieces of at most `RECORD_CHUNK_ROWS` closed trades."""
+    """The chunk's closed trades as record columns, in pieces of at most `RECORD_CHUNK_ROWS`
+    (both passes build them here; none for a chunk without closed trades)."""
     at = np.flatnonzero(out.closed)
     for start in range(0, len(at), RECORD_CHUNK_ROWS):
         yield _closed_at(rows, at[start : start + RECORD_CHUNK_ROWS], out.holding_days)
