@@ -18,6 +18,38 @@ import orjson
 
 from cache.envelope import has_special_floats
 
+DROP_BEHIND_BYTES = 16 << 20
+"""How much a `DropBehind` file writes between two hints to the kernel."""
+
+_ADVISE = getattr(os, "posix_fadvise", None)  # not on macOS or Windows: plain writes there
+
+
+class DropBehind:
+    """A file written once and not read back by this process (hundreds of MB of closed-trade
+    lines): every `DROP_BEHIND_BYTES` the kernel is told it may write out and drop the pages
+    written so far (`POSIX_FADV_DONTNEED`, as GNU dd's `oflag=nocache` does). Writeback then runs
+    while the file is still being written, so the closing fsync has little left to do, and the
+    next pages come from memory just released rather than from fresh memory (on the VMs measured,
+    half a gigabyte written plain took 1.4–1.9 s with its fsync, 0.2–0.5 s this way). Advice
+    only: the bytes on disk are the same either way. A page still being written out when its
+    range is advised stays cached; the next hints cover the last few windows again for it."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self._written = 0
+        self._advised = 0
+
+    def write(self, data: bytes) -> int:
+        count = self._handle.write(data)
+        self._written += count
+        if _ADVISE is not None and self._written - self._advised >= DROP_BEHIND_BYTES:
+            self._handle.flush()
+            start = max(0, self._advised - 4 * DROP_BEHIND_BYTES)
+            with contextlib.suppress(OSError):  # advice refused: the write stands as it is
+                _ADVISE(self._handle.fileno(), start, self._written - start, os.POSIX_FADV_DONTNEED)
+            self._advised = self._written
+        return count
+
 
 @contextlib.contextmanager
 def atomic_writer(path: Path) -> Iterator[BinaryIO]:
@@ -35,6 +67,13 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_streamer(path: Path) -> Iterator[DropBehind]:
+    """`atomic_writer` for a large file written once and not read back this run (`DropBehind`)."""
+    with atomic_writer(path) as handle:
+        yield DropBehind(handle)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

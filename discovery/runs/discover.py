@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from cache.atomic import atomic_writer
+from cache.atomic import atomic_streamer
 from cache.backend import CacheBackend
 from cache.envelope import utcnow
 from discovery import __version__
@@ -491,7 +491,7 @@ def closed_trades_section(
     try:
         # One block written on a worker thread (the write releases the GIL) while the next one
         # is encoded: the kernel's copy of half a gigabyte overlaps the encoding.
-        with atomic_writer(spill) as handle, ThreadPoolExecutor(1, "closed-write") as writer:
+        with atomic_streamer(spill) as handle, ThreadPoolExecutor(1, "closed-write") as writer:
             written: Future[int] | None = None
             for block, records in closed_trade_lines(chunks, benchmark, currency_of):
                 if written is not None:
