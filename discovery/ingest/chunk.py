@@ -27,10 +27,10 @@ from discovery.ingest.columns import (
     MAX_STRATEGIES,
     MAX_STRATEGY_CHARS,
     NUMBER_COLUMNS,
+    RECORD_ID_COLUMNS,
     BoolArray,
     FloatArray,
     IntArray,
-    ObjArray,
 )
 from discovery.ingest.dialect import Dialect, bad_bytes_error
 from discovery.ingest.stream import RetryTolerant
@@ -78,7 +78,8 @@ class Rows:
     d_codes: IntArray
     d_labels: Labels
     number: dict[str, FloatArray]
-    text: dict[str, ObjArray]
+    record_labels: dict[str, tuple[IntArray, Labels]]  # Trade_Quality: codes, trimmed labels
+    record_ids: dict[str, PositionIds]  # X_Status
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -118,8 +119,9 @@ class Decoder:
     ) -> Rows | None:
         """The chunk's trade rows, or None when it holds none (only blank / header lines).
 
-        `text_columns` are handed on as text; `lenient_numbers` (read as text) as numbers where
-        they are numbers and NaN elsewhere.
+        `text_columns` are handed on as labels (codes into trimmed labels) or, the id columns
+        (`RECORD_ID_COLUMNS`), as `PositionIds`; `lenient_numbers` (read as text) as numbers
+        where they are numbers and NaN elsewhere.
         """
         if frame.empty:
             return None
@@ -176,7 +178,14 @@ class Decoder:
             d_codes=d_codes,
             d_labels=d_labels,
             number={**number, **{c: self._lenient(frame, c) for c in lenient_numbers}},
-            text={c: self._text(frame, c) for c in text_columns},
+            record_labels={
+                c: self._codes(frame, c) for c in text_columns if c not in RECORD_ID_COLUMNS
+            },
+            record_ids={
+                c: PositionIds.of(self._ids(frame, c), utf8_error=self._not_utf8)
+                for c in text_columns
+                if c in RECORD_ID_COLUMNS
+            },
         )
 
     def _lenient(self, frame: pd.DataFrame, column: str) -> FloatArray:
@@ -204,8 +213,7 @@ class Decoder:
     def _codes(self, frame: pd.DataFrame, column: str) -> tuple[IntArray, Labels]:
         return factorize(frame[column] if column in self.has else None, len(frame))
 
-    def _ids(self, frame: pd.DataFrame) -> npt.NDArray[Any]:
-        column = "Position_UUID"
+    def _ids(self, frame: pd.DataFrame, column: str = "Position_UUID") -> npt.NDArray[Any]:
         if column in self.has:
             return np.asarray(frame[column].to_numpy())
         return np.full(len(frame), np.nan, dtype=object)
@@ -215,11 +223,6 @@ class Decoder:
         return bad_bytes_error(
             self.path, delimiter=d.delimiter, header=d.header, size=d.size, fault="utf8"
         )
-
-    def _text(self, frame: pd.DataFrame, column: str) -> ObjArray:
-        if column in self.has:
-            return np.asarray(frame[column].to_numpy(), dtype=object)
-        return np.full(len(frame), np.nan, dtype=object)
 
     @staticmethod
     def _id(ids: dict[str, int], key: str) -> int:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from discovery.errors import InputError
 from discovery.ingest import CHUNK_ROWS
@@ -25,6 +24,7 @@ from discovery.ingest.chunk import (
     NO_DAY,
     SHORT,
     Decoder,
+    Labels,
     Rows,
     day_from_epoch,
 )
@@ -36,13 +36,11 @@ from discovery.ingest.columns import (
     USED_COLUMNS,
     FloatArray,
     IntArray,
-    ObjArray,
 )
 from discovery.ingest.dialect import Dialect, sniff
 from discovery.ingest.figures import MONEY_PLACES, RATIO_PLACES
 from discovery.ingest.models import TradeBook
 from discovery.ingest.stream import ChunkStream, RetryTolerant
-from discovery.ingest.trim import join_plain, trimmed
 from discovery.ingest.uuids import PositionIds, RetryTextIds
 from discovery.json_lines import (
     Coded,
@@ -72,17 +70,21 @@ def second_pass(
     path = book.source_path
     dialect = sniff(path, book.source_bytes)
     wanted = tuple(c for c in record_columns(dialect.columns) if c in columns and c not in _UNUSED)
-    numbers_first = not book.numbers_as_text and dialect.decimal == "."
+    extras_as_text = book.numbers_as_text or dialect.decimal != "."
+    ids_as_text = book.ids_as_text
     handed = 0
-    for extras_as_text in (False, True) if numbers_first else (True,):
+    while True:  # each retry switches one flag on for good: at most three reads
         try:
-            for i, chunk in enumerate(_decoded(book, dialect, wanted, chunk_rows, extras_as_text)):
+            decoded = _decoded(book, dialect, wanted, chunk_rows, extras_as_text, ids_as_text)
+            for i, chunk in enumerate(decoded):
                 if i == handed:
                     handed += 1
                     yield chunk
             return
         except _ExtrasAreText:
-            continue
+            extras_as_text = True
+        except _IdsAreText:
+            ids_as_text = True
 
 
 def record_columns(available: Iterable[str]) -> tuple[str, ...]:
@@ -105,8 +107,17 @@ class _ExtrasAreText(Exception):
     """An optional number column holds text: read it as text."""
 
 
+class _IdsAreText(Exception):
+    """An id filled the fixed width (an X_Status the first pass did not read): read ids as text."""
+
+
 def _decoded(
-    book: TradeBook, dialect: Dialect, wanted: tuple[str, ...], chunk_rows: int, as_text: bool
+    book: TradeBook,
+    dialect: Dialect,
+    wanted: tuple[str, ...],
+    chunk_rows: int,
+    as_text: bool,
+    ids_as_text: bool,
 ) -> Iterator[tuple[Rows, Outcome]]:
     path = book.source_path
     decoder = Decoder(path, dialect, wanted)
@@ -118,7 +129,7 @@ def _decoded(
         wanted,
         chunk_rows,
         tolerant=book.numbers_as_text,
-        ids_as_text=book.ids_as_text,
+        ids_as_text=ids_as_text,
         as_text=RECORD_NUMBER_COLUMNS if as_text else (),
     )
     try:
@@ -138,7 +149,8 @@ def _decoded(
         # The first pass read these bytes without needing a retry: they are not the same bytes.
         raise _changed(path) from None
     except RetryTextIds:
-        raise _changed(path) from None
+        # Read as text, the ids give the same chunks; a changed file shows in its digest.
+        raise _IdsAreText from None
     if stream.sha256 != book.sha256:
         raise _changed(path)
 
@@ -260,8 +272,8 @@ def _closed_at(rows: Rows, at: IntArray, holding_days: FloatArray) -> ClosedChun
         "mae": floats(rounded(mae, RATIO_PLACES)),
         "mfe_mae_ratio": floats(rounded(mfe_mae, RATIO_PLACES)),
         "exit_efficiency": floats(rounded(_efficiency(rows)[at], RATIO_PLACES)),
-        "trade_quality": _labels(rows.text.get("Trade_Quality"), at),
-        "x_status": _ids(rows.text.get("X_Status"), at),
+        "trade_quality": _labels(rows.record_labels.get("Trade_Quality"), at),
+        "x_status": _ids(rows.record_ids.get("X_Status"), at),
     }
     return ClosedChunk(
         columns=columns,
@@ -303,34 +315,26 @@ def _efficiency(rows: Rows) -> FloatArray:
     return np.full(len(rows), np.nan)
 
 
-def _labels(raw: ObjArray | None, at: IntArray) -> Column:
-    """A text column of few distinct values as trimmed labels, each distinct value trimmed and
-    encoded once; over-long values are not labels or ids: null."""
-    if raw is None:
+def _labels(coded: tuple[IntArray, Labels] | None, at: IntArray) -> Column:
+    """A text column of few distinct values (codes into the chunk's trimmed labels, as pandas'
+    categories give them) as labels, each encoded once; over-long values are not labels: null."""
+    if coded is None:
         return Coded(np.zeros(len(at), dtype=np.int64), ["null"])
-    codes, uniques = pd.factorize(raw[at])  # a missing cell: code -1, the None appended last
-    table = [*trimmed([str(v) for v in uniques.tolist()], MAX_RECORD_TEXT_CHARS), None]
-    return labels(np.asarray(codes, dtype=np.int64), table)
+    codes, table = coded
+    fitting = [v if v is None or len(v) <= MAX_RECORD_TEXT_CHARS else None for v in table]
+    return labels(codes[at], fitting)
 
 
-def _ids(raw: ObjArray | None, at: IntArray) -> Column:
+def _ids(ids: PositionIds | None, at: IntArray) -> Column:
     """A text column of ids (nearly every value distinct), trimmed as `_labels` trims: each
     value is its own label, so there is nothing to share."""
-    if raw is None:
+    if ids is None:
         return Coded(np.zeros(len(at), dtype=np.int64), ["null"])
-    values = raw[at]
-    joined = join_plain(values.tolist(), MAX_RECORD_TEXT_CHARS)  # None if a cell is missing
-    if joined is not None:
-        return joined_texts(joined, len(values))
-    stated = ~np.asarray(pd.isna(values), dtype=bool)
-    table = trimmed([str(v) for v in values[stated].tolist()], MAX_RECORD_TEXT_CHARS)
-    if stated.all():
-        return texts(table)
-    full = np.full(len(values), None, dtype=object)
-    full[stated] = table
-    return texts(full.tolist())
+    return _positions(ids[at], MAX_RECORD_TEXT_CHARS)
 
 
-def _positions(ids: PositionIds) -> Column:
-    joined = ids.joined()
-    return texts(ids.positions()) if joined is None else joined_texts(joined, len(ids))
+def _positions(ids: PositionIds, longest: int | None = None) -> Column:
+    joined = ids.joined(longest)
+    if joined is None:
+        return texts(ids.positions(longest))
+    return joined_texts(joined, len(ids))

@@ -45,9 +45,13 @@ NUMBER_COLUMNS: tuple[str, ...] = (
 USED_COLUMNS: tuple[str, ...] = TEXT_COLUMNS + NUMBER_COLUMNS
 """What the first pass (the TradeBook) reads."""
 
-# X_Status (a 19-digit id) is read as text by the per-trade pass only: the TradeBook never needs
-# it, so it can never be turned into a float, and the first pass does not pay for it.
-RECORD_TEXT_COLUMNS: tuple[str, ...] = ("Trade_Quality", "X_Status")
+# Read for the closed-trade records only (the TradeBook never needs them). Trade_Quality has a
+# few distinct values: a category, as the label columns. X_Status (a 19-digit id, one per row) is
+# read as fixed-width bytes, as Position_UUID is (`uuids`): never a float, and no Python string
+# per row.
+RECORD_LABEL_COLUMNS: tuple[str, ...] = ("Trade_Quality",)
+RECORD_ID_COLUMNS: tuple[str, ...] = ("X_Status",)
+RECORD_TEXT_COLUMNS: tuple[str, ...] = RECORD_LABEL_COLUMNS + RECORD_ID_COLUMNS
 RECORD_NUMBER_COLUMNS: tuple[str, ...] = ("Exit_Efficiency_Fixed", "Exit_Efficiency")
 RECORD_COLUMNS: tuple[str, ...] = USED_COLUMNS + RECORD_TEXT_COLUMNS + RECORD_NUMBER_COLUMNS
 """What the per-trade pass reads (`iter_closed_trades`)."""

@@ -36,6 +36,8 @@ from discovery.ingest.columns import (
     LABEL_COLUMNS,
     NUMBER_COLUMNS,
     NUMBER_NA,
+    RECORD_ID_COLUMNS,
+    RECORD_LABEL_COLUMNS,
     RECORD_NUMBER_COLUMNS,
     TEXT_NA,
 )
@@ -47,7 +49,8 @@ _READ_BYTES = 256 * 1024
 _PARSER_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 _PARSER_EOF = re.compile(r"EOF inside string starting at row (\d+)")
 _NUMBERS = frozenset(NUMBER_COLUMNS + RECORD_NUMBER_COLUMNS)
-_LABELS = frozenset(LABEL_COLUMNS)
+_LABELS = frozenset(LABEL_COLUMNS + RECORD_LABEL_COLUMNS)
+_IDS = frozenset(("Position_UUID", *RECORD_ID_COLUMNS))
 _END = object()
 T = TypeVar("T")
 
@@ -139,8 +142,8 @@ class ChunkStream:
     Iterate once; afterwards `sha256` is the snapshot's digest. Raises `InputError` for anything
     pandas cannot parse, `RetryTolerant` when a number needs a second, text-typed look. Number
     columns named in `as_text` are always read as text (the per-trade pass's optional extras,
-    which must never refuse a file the first pass accepted). Position_UUIDs are read as
-    fixed-width bytes unless `ids_as_text` (see `uuids`).
+    which must never refuse a file the first pass accepted). Position_UUIDs and X_Status ids are
+    read as fixed-width bytes unless `ids_as_text` (see `uuids`).
     """
 
     def __init__(
@@ -172,8 +175,8 @@ class ChunkStream:
         for c, a in self.used.items():
             if c in _LABELS:
                 dtypes[a] = "category"
-        if "Position_UUID" in self.used:
-            dtypes[self.used["Position_UUID"]] = ids_dtype(self.ids_as_text)
+            elif c in _IDS:
+                dtypes[a] = ids_dtype(self.ids_as_text)
         na_values = {a: NUMBER_NA if c in _NUMBERS else TEXT_NA for c, a in self.used.items()}
         return functools.partial(
             pd.read_csv,

@@ -94,27 +94,32 @@ class PositionIds:
         """Row `i`'s id for the report: trimmed; None when missing or blank."""
         return self.written(i).strip() or None
 
-    def positions(self) -> list[str | None]:
-        """Every row's id for the report, as `position` gives it (one list, no per-row lookup)."""
+    def positions(self, longest: int | None = None) -> list[str | None]:
+        """Every row's id for the report, as `position` gives it (one list, no per-row lookup);
+        one longer than `longest` once trimmed: None."""
         if self.as_bytes:  # tolist() drops the fixed width's trailing NULs
             ids = [b.decode("utf-8") for b in self.values.tolist()]
         else:
             ids = [str(v) for v in self.values.tolist()]
-        return [
+        trimmed = [
             None if m else i.strip() or None
             for i, m in zip(ids, self.missing.tolist(), strict=True)
         ]
+        if longest is None:
+            return trimmed
+        return [None if i is None or len(i) > longest else i for i in trimmed]
 
-    def joined(self) -> str | None:
+    def joined(self, longest: int | None = None) -> str | None:
         """Every id NUL-joined, when each is stated and needs no trimming (the usual case, with
-        no step per row); otherwise None and `positions` says what each one is."""
+        no step per row) nor is longer than `longest`; otherwise None and `positions` says what
+        each one is."""
         if self.missing.any():
             return None
-        if self.as_bytes:  # tolist(): the fixed width's trailing NULs dropped
-            text = b"\x00".join(self.values.tolist()).decode("utf-8")
+        if self.as_bytes:
+            text = _nul_joined(self.values).decode("utf-8")
         else:
             text = "\x00".join(str(v) for v in self.values.tolist())
-        return text if joined_plain(text, len(self)) else None
+        return text if joined_plain(text, len(self), longest) else None
 
     def is_header(self, name: str, among: BoolArray) -> BoolArray:
         """Rows of `among` whose id, trimmed, is `name` (the header's: a repeated header line)."""
@@ -144,6 +149,19 @@ class PositionIds:
         if not self.as_bytes:
             return np.fromiter(map(hash, present), dtype=np.int64, count=len(present))
         return _mix(np.ascontiguousarray(present).view(np.uint64).reshape(len(present), _LANES))
+
+
+def _nul_joined(values: npt.NDArray[Any]) -> bytes:
+    """Fixed-width ids NUL-joined, their padding dropped, in one numpy gather (no bytes object
+    per id). The padding is the only NUL in a cell: the stream refuses a file with one."""
+    if not len(values):
+        return b""
+    width = values.dtype.itemsize
+    grid = np.zeros((len(values), width + 1), dtype=np.uint8)
+    grid[:, :width] = np.ascontiguousarray(values).view(np.uint8).reshape(len(values), width)
+    keep = grid != 0
+    keep[:-1, width] = True  # the separator after every id but the last
+    return grid[keep].tobytes()
 
 
 def _mix(lanes: npt.NDArray[np.uint64]) -> IntArray:

@@ -102,16 +102,22 @@ TRICKY_ROWS = [
 ]
 
 
-def tricky_book(tmp_path: Path, header: str, rows: list[str]) -> Any:
+def tricky_book(tmp_path: Path, header: str, rows: list[str], *, keep: bool = False) -> Any:
     from discovery.ingest.trades import ingest
 
     csv = tmp_path / "tricky.csv"
     csv.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
-    return ingest(csv)
+    return ingest(csv, keep_records=keep, chunk_rows=2)
 
 
-def test_tricky_values_give_the_records_written_out_by_hand(tmp_path: Path) -> None:
-    book = tricky_book(tmp_path, TRICKY_HEADER, TRICKY_ROWS)
+@pytest.mark.parametrize("keep", [False, True], ids=["second-pass", "kept-by-first-pass"])
+def test_tricky_values_give_the_records_written_out_by_hand(tmp_path: Path, keep: bool) -> None:
+    """Both ways to the records (a second read of the file, or the first pass's kept chunks)
+    give the same; the 70-digit X_Status does not fit the fixed-width bytes, so either read
+    switches the ids to text, and the record says null."""
+    book = tricky_book(tmp_path, TRICKY_HEADER, TRICKY_ROWS, keep=keep)
+    assert (book.closed is not None) is keep
+    assert book.ids_as_text is keep  # only the first pass that reads X_Status had to switch
     got = list(closed_trade_records(iter_closed_chunks(book, chunk_rows=2), None, {"AAA": "USD"}))
     base = {"benchmark_return": None, "excess_return": None}
     want = [
@@ -145,7 +151,32 @@ def test_tricky_values_give_the_records_written_out_by_hand(tmp_path: Path) -> N
     ]  # fmt: skip
     assert [strict(r) for r in got] == [strict(r) for r in want]
     assert orjson.dumps(got[0]["pnl"]) == b"0.0"  # -0.0 written as 0.0
-    book.exits.close()
+    book.close()
+
+
+def test_x_status_ids_read_as_bytes_are_trimmed_and_kept_up_to_their_width(
+    tmp_path: Path,
+) -> None:
+    """Ids that fit the fixed width stay bytes (no re-read): padded ones are trimmed, blank
+    ones and missing ones are null, a 63-byte one is whole, and a non-ASCII one is text."""
+    row = (
+        "T{i},AAA,SMA,10,20,2026-01-05,2026-01-15,100,110,2,Long,20,0.1,Closed,0.12,0.02,0.5,G,{x}"
+    )
+    statuses = ["  42  ", "", "   ", "7" * 63, "id\u00e9", "1769731445675839191"]
+    rows = [row.format(i=i, x=x) for i, x in enumerate(statuses)]
+    for keep in (False, True):
+        book = tricky_book(tmp_path, TRICKY_HEADER, rows, keep=keep)
+        got = list(closed_trade_records(iter_closed_chunks(book, chunk_rows=4), None, {}))
+        assert not book.ids_as_text
+        assert [r["x_status"] for r in got] == [
+            "42",
+            None,
+            None,
+            "7" * 63,
+            "id\u00e9",
+            "1769731445675839191",
+        ]
+        book.close()
 
 
 def test_a_file_without_the_optional_columns_gives_nulls(tmp_path: Path) -> None:
