@@ -328,14 +328,32 @@ interleave(PyObject *Py_UNUSED(module), PyObject *args)
         lead[i] = PyBytes_AS_STRING(PyTuple_GET_ITEM(between, i));
         lead_length[i] = PyBytes_GET_SIZE(PyTuple_GET_ITEM(between, i));
     }
-    for (Py_ssize_t r = 0; r < rows; r++) {
+    /* The copy touches no Python object: the bytes are immutable and held by `between` and
+       `listed`, the codes by their buffer views. So other threads run meanwhile (the writer,
+       the drawdown). A code buffer is writable, though: one changed by another thread since it
+       was sized is caught here (range and room are checked again), never copied past the end. */
+    int changed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < rows && !changed; r++) {
         for (Py_ssize_t i = 0; i < n; i++) {
             column_t *column = &columns[i];
+            if (lead_length[i] > stop - write) {
+                changed = 1;
+                break;
+            }
             memcpy(write, lead[i], (size_t)lead_length[i]);
             write += lead_length[i];
             if (column->coded) {
                 int64_t c = ((const int64_t *)column->view.buf)[r];
+                if (c < -1 || c >= (int64_t)column->count) {
+                    changed = 1;
+                    break;
+                }
                 Py_ssize_t t = c < 0 ? column->count - 1 : (Py_ssize_t)c;
+                if (column->lengths[t] > stop - write) {
+                    changed = 1;
+                    break;
+                }
                 memcpy(write, column->tokens[t], (size_t)column->lengths[t]);
                 write += column->lengths[t];
             }
@@ -344,19 +362,30 @@ interleave(PyObject *Py_UNUSED(module), PyObject *args)
                 const char *next = memchr(from, (unsigned char)column->sep,
                                           (size_t)(column->end - from));
                 const char *token_end = next == NULL ? column->end : next;
+                if (token_end - from > stop - write) {
+                    changed = 1;
+                    break;
+                }
                 memcpy(write, from, (size_t)(token_end - from));
                 write += token_end - from;
                 column->cursor = next == NULL ? column->end : next + 1;
             }
         }
-        memcpy(write, lead[n], (size_t)lead_length[n]);
-        write += lead_length[n];
+        if (!changed) {
+            if (lead_length[n] > stop - write) {
+                changed = 1;
+                break;
+            }
+            memcpy(write, lead[n], (size_t)lead_length[n]);
+            write += lead_length[n];
+        }
     }
+    Py_END_ALLOW_THREADS
     PyMem_Free(lead);
     PyMem_Free(lead_length);
-    if (write != stop) { /* cannot happen: the first pass sized every byte */
+    if (changed || write != stop) { /* only when a code buffer changed while it was copied */
         Py_CLEAR(out);
-        PyErr_SetString(PyExc_SystemError, "interleave: output size mismatch");
+        PyErr_SetString(PyExc_ValueError, "interleave: the codes changed while they were read");
     }
 
 done:

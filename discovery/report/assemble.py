@@ -22,7 +22,7 @@ from typing import Any
 
 from discovery.currencies import fx_symbol, major
 from discovery.ingest.analytics import UNKNOWN_CURRENCY
-from discovery.ingest.drawdown import realized_drawdowns
+from discovery.ingest.drawdown import Drawdown, realized_drawdowns
 from discovery.ingest.trades import TradeBook
 from discovery.local.inventory import Inventory
 from discovery.local.sectors import canonical_sector
@@ -88,6 +88,9 @@ class AssembleInputs:
     # The per-trade records (at most closed.INLINE_LIMIT), or where the shell wrote them
     # (`{path, count}`, relative to the report); None: not built (e.g. a unit test).
     closed_trades: list[dict[str, Any]] | dict[str, Any] | None = None
+    # `realized_drawdowns(book, currencies)` when the shell has it already (it runs beside the
+    # closed-trade records); None: computed here.
+    max_drawdown: Mapping[str, Drawdown] | None = None
 
 
 @dataclass(frozen=True)
@@ -585,7 +588,12 @@ def assemble_report(
         "period_performance": {
             "monthly": {m: f.to_json() for m, f in book.monthly(currency_of).items()},
             "max_drawdown": {
-                c: d.to_json() for c, d in realized_drawdowns(book, currency_of).items()
+                c: d.to_json()
+                for c, d in (
+                    inp.max_drawdown
+                    if inp.max_drawdown is not None
+                    else realized_drawdowns(book, currency_of)
+                ).items()
             },
         },
         "active_positions": positions,
