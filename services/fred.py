@@ -59,6 +59,23 @@ def parse_observations(payload: Any) -> list[Observation]:
     return result
 
 
+def parse_latest(payload: Any) -> list[Observation]:
+    """The newest observation that has a value, as a list of at most one: what the report's
+    indicator slot reads (`parse_observations` then its last valued row, without building the
+    years before it: a warm run parses every series again). Same checks, same answer."""
+    rows = payload.get("observations") if isinstance(payload, dict) else None
+    if not isinstance(rows, list):
+        raise BadResponse(NAME, "observations payload has no observations list")
+    for row in reversed(rows):
+        if not isinstance(row, dict):
+            continue
+        day = as_date(row.get("date"))
+        value = as_float(row.get("value"))
+        if day is not None and value is not None:
+            return [Observation(date=day, value=value)]
+    return []
+
+
 def refusal(request: ServiceRequest, reply: Reply) -> ServiceError | None:
     message = upstream_message(reply.body, "error_message")
     lowered = message.lower()

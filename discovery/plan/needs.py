@@ -205,9 +205,7 @@ def market_needs(
                 "indicator",
                 series,
                 f"economic indicator {series}",
-                Source(
-                    fred.observations_request(series, macro_start(today)), fred.parse_observations
-                ),
+                Source(fred.observations_request(series, macro_start(today)), fred.parse_latest),
             )
         )
     growth = imf.growth_request(GROWTH_INDICATOR, GROWTH_COUNTRIES)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services import alpha_vantage, coingecko, fmp, fred, imf, sec_edgar, yahoo_finance
 from services.errors import BadResponse
@@ -157,6 +160,39 @@ def test_fred_observations() -> None:
         ("2025-11-12", 4.08),
         ("2025-11-13", 4.12),
     ]
+
+
+def test_fred_latest_is_the_last_valued_observation_of_the_real_payload() -> None:
+    (latest,) = fred.parse_latest(payload("fred__observations_DGS10.json"))
+    assert (latest.date.isoformat(), latest.value) == ("2025-11-13", 4.12)
+    assert fred.parse_latest({"observations": [{"date": "2025-11-11", "value": "."}]}) == []
+    with pytest.raises(BadResponse):
+        fred.parse_latest({"error_message": "Bad Request."})
+
+
+_CELLS = st.one_of(
+    st.none(), st.just("."), st.just(""), st.just("4.25"), st.just("-0.5"), st.just("nan"),
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 5), st.text(max_size=4),
+)  # fmt: skip
+_DATES = st.one_of(
+    st.none(), st.just("not a date"), st.dates().map(date.isoformat), st.integers(0, 9)
+)
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.fixed_dictionaries({"date": _DATES, "value": _CELLS}),
+            st.just("not a row"),
+            st.fixed_dictionaries({"value": _CELLS}),
+        ),
+        max_size=12,
+    )
+)
+def test_fred_latest_agrees_with_the_full_parse(rows: list[Any]) -> None:
+    full = fred.parse_observations({"observations": rows})
+    valued = [o for o in full if o.value is not None]
+    assert fred.parse_latest({"observations": rows}) == valued[-1:]
 
 
 # -- coingecko -----------------------------------------------------------------------------------
