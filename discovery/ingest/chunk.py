@@ -242,8 +242,12 @@ class Decoder:
         """Blank lines (skipped silently) and repeated header lines (skipped, reported)."""
         blank = uuid.missing & missing(t_codes, t_labels)
         if blank.any():  # an empty id is b"" in the bytes form, not NA: the rest decides
-            others = frame.drop(columns=["Position_UUID"], errors="ignore")
-            blank = blank & others.isna().all(axis=1).to_numpy()
+            ids = [c for c in ("Position_UUID", *RECORD_ID_COLUMNS) if c in frame.columns]
+            blank = blank & frame.drop(columns=ids).isna().all(axis=1).to_numpy()
+            for column in ids[1:]:
+                values = frame[column].to_numpy()
+                empty = values == b"" if values.dtype.kind == "S" else pd.isna(values)
+                blank = blank & np.asarray(empty, dtype=bool)
         header_ticker = self.dialect.columns["Ticker"].strip()
         header_uuid = self.dialect.columns["Position_UUID"].strip()
         repeated = np.zeros(len(frame), dtype=bool)

@@ -179,6 +179,24 @@ def test_x_status_ids_read_as_bytes_are_trimmed_and_kept_up_to_their_width(
         book.close()
 
 
+@pytest.mark.parametrize("keep", [False, True], ids=["second-pass", "kept-by-first-pass"])
+def test_blank_lines_are_skipped_where_x_status_is_read_as_bytes(
+    tmp_path: Path, keep: bool
+) -> None:
+    """A blank line, and one of empty cells, is skipped: its empty X_Status is b"" in the
+    bytes form, not NA, and still counts as empty (it once made the line a trade without a
+    ticker, refused)."""
+    row = (
+        "T{i},AAA,SMA,10,20,2026-01-05,2026-01-15,100,110,2,Long,20,0.1,Closed,0.12,0.02,0.5,G,{i}"
+    )
+    rows = [row.format(i=1), "", "," * TRICKY_HEADER.count(","), row.format(i=2)]
+    book = tricky_book(tmp_path, TRICKY_HEADER, rows, keep=keep)
+    got = list(closed_trade_records(iter_closed_chunks(book, chunk_rows=2), None, {}))
+    assert [(r["row"], r["x_status"]) for r in got] == [(2, "1"), (5, "2")]
+    assert book.summary.closed_trades == 2
+    book.close()
+
+
 def test_a_file_without_the_optional_columns_gives_nulls(tmp_path: Path) -> None:
     header = TRICKY_HEADER.rsplit(",Exit_Efficiency", 1)[0]
     rows = [",".join(r.split(",")[:16]) for r in TRICKY_ROWS[2:]]
