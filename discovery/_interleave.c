@@ -236,6 +236,19 @@ parse_coded(Py_ssize_t i, PyObject *codes, PyObject *table, Py_ssize_t rows, col
     return add_size(size, bytes);
 }
 
+/* Copies `length` bytes to *write and moves it on, unless fewer than that remain before `stop`
+   (-1: then nothing is copied). No Python API: called with the GIL released. */
+static inline int
+put(char **write, const char *stop, const char *from, Py_ssize_t length)
+{
+    if (length > stop - *write) {
+        return -1;
+    }
+    memcpy(*write, from, (size_t)length);
+    *write += length;
+    return 0;
+}
+
 static PyObject *
 interleave(PyObject *Py_UNUSED(module), PyObject *args)
 {
@@ -334,52 +347,41 @@ interleave(PyObject *Py_UNUSED(module), PyObject *args)
        was sized is caught here (range and room are checked again), never copied past the end. */
     int changed = 0;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t r = 0; r < rows && !changed; r++) {
+    for (Py_ssize_t r = 0; r < rows; r++) {
         for (Py_ssize_t i = 0; i < n; i++) {
             column_t *column = &columns[i];
-            if (lead_length[i] > stop - write) {
-                changed = 1;
-                break;
+            if (put(&write, stop, lead[i], lead_length[i]) < 0) {
+                goto refused;
             }
-            memcpy(write, lead[i], (size_t)lead_length[i]);
-            write += lead_length[i];
             if (column->coded) {
                 int64_t c = ((const int64_t *)column->view.buf)[r];
                 if (c < -1 || c >= (int64_t)column->count) {
-                    changed = 1;
-                    break;
+                    goto refused;
                 }
                 Py_ssize_t t = c < 0 ? column->count - 1 : (Py_ssize_t)c;
-                if (column->lengths[t] > stop - write) {
-                    changed = 1;
-                    break;
+                if (put(&write, stop, column->tokens[t], column->lengths[t]) < 0) {
+                    goto refused;
                 }
-                memcpy(write, column->tokens[t], (size_t)column->lengths[t]);
-                write += column->lengths[t];
             }
             else {
                 const char *from = column->cursor;
                 const char *next = memchr(from, (unsigned char)column->sep,
                                           (size_t)(column->end - from));
                 const char *token_end = next == NULL ? column->end : next;
-                if (token_end - from > stop - write) {
-                    changed = 1;
-                    break;
+                if (put(&write, stop, from, token_end - from) < 0) {
+                    goto refused;
                 }
-                memcpy(write, from, (size_t)(token_end - from));
-                write += token_end - from;
                 column->cursor = next == NULL ? column->end : next + 1;
             }
         }
-        if (!changed) {
-            if (lead_length[n] > stop - write) {
-                changed = 1;
-                break;
-            }
-            memcpy(write, lead[n], (size_t)lead_length[n]);
-            write += lead_length[n];
+        if (put(&write, stop, lead[n], lead_length[n]) < 0) {
+            goto refused;
         }
     }
+    goto copied;
+refused:
+    changed = 1;
+copied:
     Py_END_ALLOW_THREADS
     PyMem_Free(lead);
     PyMem_Free(lead_length);

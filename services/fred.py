@@ -45,35 +45,33 @@ def probe_request() -> ServiceRequest:
 
 
 def parse_observations(payload: Any) -> list[Observation]:
-    rows = payload.get("observations") if isinstance(payload, dict) else None
-    if not isinstance(rows, list):
-        raise BadResponse(NAME, "observations payload has no observations list")
-    result = []
-    for row in rows:
-        if not isinstance(row, dict):
-            continue
-        day = as_date(row.get("date"))
-        if day is None:
-            continue
-        result.append(Observation(date=day, value=as_float(row.get("value"))))
-    return result
+    return [obs for row in _rows(payload) if (obs := _observation(row)) is not None]
 
 
 def parse_latest(payload: Any) -> list[Observation]:
     """The newest observation that has a value, as a list of at most one: what the report's
     indicator slot reads (`parse_observations` then its last valued row, without building the
     years before it: a warm run parses every series again). Same checks, same answer."""
+    for row in reversed(_rows(payload)):
+        obs = _observation(row)
+        if obs is not None and obs.value is not None:
+            return [obs]
+    return []
+
+
+def _rows(payload: Any) -> list[Any]:
     rows = payload.get("observations") if isinstance(payload, dict) else None
     if not isinstance(rows, list):
         raise BadResponse(NAME, "observations payload has no observations list")
-    for row in reversed(rows):
-        if not isinstance(row, dict):
-            continue
-        day = as_date(row.get("date"))
-        value = as_float(row.get("value"))
-        if day is not None and value is not None:
-            return [Observation(date=day, value=value)]
-    return []
+    return rows
+
+
+def _observation(row: Any) -> Observation | None:
+    """One row as an observation (its value None for FRED's "."); None for a row without a date."""
+    if not isinstance(row, dict):
+        return None
+    day = as_date(row.get("date"))
+    return None if day is None else Observation(date=day, value=as_float(row.get("value")))
 
 
 def refusal(request: ServiceRequest, reply: Reply) -> ServiceError | None:

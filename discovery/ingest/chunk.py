@@ -34,7 +34,7 @@ from discovery.ingest.columns import (
 )
 from discovery.ingest.dialect import Dialect, bad_bytes_error
 from discovery.ingest.stream import RetryTolerant
-from discovery.ingest.uuids import PositionIds
+from discovery.ingest.uuids import PositionIds, empty_ids
 from discovery.tickers import is_valid_ticker, normalize_ticker
 
 NO_DAY = np.iinfo(np.int64).min
@@ -245,9 +245,7 @@ class Decoder:
             ids = [c for c in ("Position_UUID", *RECORD_ID_COLUMNS) if c in frame.columns]
             blank = blank & frame.drop(columns=ids).isna().all(axis=1).to_numpy()
             for column in ids[1:]:
-                values = frame[column].to_numpy()
-                empty = values == b"" if values.dtype.kind == "S" else pd.isna(values)
-                blank = blank & np.asarray(empty, dtype=bool)
+                blank = blank & empty_ids(frame[column].to_numpy())
         header_ticker = self.dialect.columns["Ticker"].strip()
         header_uuid = self.dialect.columns["Position_UUID"].strip()
         repeated = np.zeros(len(frame), dtype=bool)

@@ -40,6 +40,14 @@ class RetryTextIds(Exception):
     """An id filled the fixed width (it may have been cut): read the file again, ids as text."""
 
 
+def empty_ids(values: npt.NDArray[Any]) -> BoolArray:
+    """Which cells of an id column are empty: b"" in the bytes form (pandas reads an empty cell
+    so, not as NA), NaN when read as text."""
+    if values.dtype.kind == "S":
+        return np.asarray(values == b"", dtype=bool)
+    return np.asarray(pd.isna(values), dtype=bool)
+
+
 def ids_dtype(as_text: bool) -> Any:
     """The dtype pandas reads the Position_UUID column with."""
     return object if as_text else f"S{WIDTH}"
@@ -58,7 +66,7 @@ class PositionIds:
         """The ids pandas read; raises `RetryTextIds` when one may be cut, `utf8_error()` when
         one is not UTF-8 (pandas checks text columns, not bytes)."""
         if values.dtype.kind != "S":
-            return cls(values, np.asarray(pd.isna(values), dtype=bool))
+            return cls(values, empty_ids(values))
         values = np.ascontiguousarray(values)
         grid = values.view(np.uint8).reshape(len(values), WIDTH)
         if grid[:, -1].any():

@@ -527,6 +527,9 @@ def assemble_report(
     tickers = book.ticker_symbols
     currency_of = learned.currencies(tickers)
     metrics = performance_metrics(book, currency_of, learned.rates, inp.base_currency)
+    drawdowns = (
+        inp.max_drawdown if inp.max_drawdown is not None else realized_drawdowns(book, currency_of)
+    )
     gaps = dedupe_gaps(
         [
             *filled.gaps,
@@ -587,14 +590,7 @@ def assemble_report(
         },
         "period_performance": {
             "monthly": {m: f.to_json() for m, f in book.monthly(currency_of).items()},
-            "max_drawdown": {
-                c: d.to_json()
-                for c, d in (
-                    inp.max_drawdown
-                    if inp.max_drawdown is not None
-                    else realized_drawdowns(book, currency_of)
-                ).items()
-            },
+            "max_drawdown": {c: d.to_json() for c, d in drawdowns.items()},
         },
         "active_positions": positions,
         "closed_trades": inp.closed_trades if inp.closed_trades is not None else [],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +15,8 @@ from services import alpha_vantage, coingecko, fmp, fred, imf, sec_edgar, yahoo_
 from services.errors import BadResponse
 from services.registry import SPECS
 from tests.services.conftest import payload
+
+REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real"
 
 # -- yahoo ---------------------------------------------------------------------------------------
 
@@ -165,6 +169,9 @@ def test_fred_observations() -> None:
 def test_fred_latest_is_the_last_valued_observation_of_the_real_payload() -> None:
     (latest,) = fred.parse_latest(payload("fred__observations_DGS10.json"))
     assert (latest.date.isoformat(), latest.value) == ("2025-11-13", 4.12)
+    recorded = json.loads((REAL / "fred_observations.json").read_text(encoding="utf-8"))
+    valued = [o for o in fred.parse_observations(recorded) if o.value is not None]
+    assert valued and fred.parse_latest(recorded) == valued[-1:]  # FRED's own answer
     assert fred.parse_latest({"observations": [{"date": "2025-11-11", "value": "."}]}) == []
     with pytest.raises(BadResponse):
         fred.parse_latest({"error_message": "Bad Request."})
