@@ -119,8 +119,7 @@ def import_floor() -> float:
 def bench_portfolio(url: str, root: Path, name: str, warm_runs: int) -> tuple[float, float, float]:
     """(cold ÷ rate-limit floor, warm median, import-floor median). Each warm run is paired
     with a floor run just before it, so a machine whose speed drifts (a shared VM) moves both
-    sides of the ratio alike."""
-    """Prints the figures; returns (cold wall ÷ rate-limit floor, warm median wall)."""
+    sides of the ratio alike. Prints the figures as it goes."""
     httpx.post(f"{url}/_sandbox/reset")
     args = ["discover", name, "--data-root", str(root), "--json"]
     before = stats(url)

@@ -17,7 +17,6 @@ was not built, the same bytes come from `str.join` (`json_lines(..., compiled=Fa
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,7 @@ import orjson
 import pandas as pd
 
 from discovery.ingest.columns import FloatArray, IntArray
+from services.recordclass import record
 
 try:
     from discovery._interleave import interleave as _interleave
@@ -40,7 +40,7 @@ _BSEP = b"\x00"
 _ESCAPED_SEP = b"\\u0000"
 
 
-@dataclass(frozen=True)
+@record
 class Joined:
     """`size` JSON tokens as UTF-8, `sep` between each two (`sep` never inside a token). Bytes
     from orjson to the file: the compiled interleave copies them as they are."""
@@ -57,7 +57,7 @@ class Joined:
         return self.data.decode().split(self.sep.decode()) if self.size else []
 
 
-@dataclass(frozen=True)
+@record
 class Coded:
     """Row codes into a short table of JSON tokens (code −1: the table's last token)."""
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from discovery.errors import InputError, echo
 from discovery.tickers import is_valid_ticker
+from services.recordclass import record
 
 _PORTFOLIO_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
@@ -31,7 +31,7 @@ def check_portfolio_name(name: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
+@record
 class DataLayout:
     """Paths under one data root. Pure: building a layout touches no file."""
 

@@ -8,10 +8,9 @@ one's cache: no request at all.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from discovery.settings import Settings
 from services.config import ServiceConfig, configs_from_settings
+from services.recordclass import record
 from services.registry import SERVICE_NAMES, UPSTREAMS, Upstream
 
 OFFLINE = "offline"
@@ -19,7 +18,7 @@ LABELS: tuple[str, ...] = (*UPSTREAMS, OFFLINE)
 """Every `Target.label`: what reports and the ledger may call a run's upstream."""
 
 
-@dataclass(frozen=True)
+@record
 class Target:
     """Where a run's data comes from, and whether it may use the network."""
 

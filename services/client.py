@@ -45,7 +45,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 from http.cookiejar import Cookie, CookieJar
 from pathlib import Path
@@ -88,6 +88,7 @@ from services.errors import (
     TransientFailure,
 )
 from services.quota import QuotaLedger, next_utc_midnight
+from services.recordclass import record
 from services.redact import install_log_redaction
 from services.spec import Reply, ServiceRequest, Verdict
 
@@ -161,7 +162,7 @@ class Ceiling:
             self._wake()
 
 
-@dataclass
+@record(frozen=False)
 class ServiceUsage:
     """Counters of one service for this run (the report's `service_usage`)."""
 
@@ -184,7 +185,7 @@ class ServiceUsage:
         return round(ordered[index], 1)
 
 
-@dataclass(frozen=True)
+@record
 class ServiceHold:
     """A refusal remembered until `until` (aware UTC): an "open until" flag of the coordination
     as the client sees it."""
@@ -194,7 +195,7 @@ class ServiceHold:
     until: datetime
 
 
-@dataclass(frozen=True)
+@record
 class Answer:
     """A classified upstream answer, ready for the cache."""
 
@@ -203,7 +204,7 @@ class Answer:
     synthetic: bool
 
 
-@dataclass(frozen=True)
+@record
 class _Raw:
     """One HTTP answer, its body read under the caps (empty for a redirect)."""
 

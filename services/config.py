@@ -8,14 +8,15 @@ string here, but it never appears in a repr, a log line, a cache key or an error
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any, Protocol
 
+from services.recordclass import record
 from services.registry import Upstream, sandbox_credential
 from services.spec import Credential, ServiceSpec
 
 
-@dataclass(frozen=True)
+@record
 class ServiceConfig:
     """One service's settings for a run; every None means "the service module's default".
 
@@ -54,7 +55,7 @@ def sandbox_config(name: str, sandbox_url: str, **overrides: Any) -> ServiceConf
     return replace(config, **overrides)
 
 
-@dataclass(frozen=True)
+@record
 class Effective:
     """A spec with a config's overrides applied: the numbers the client actually uses."""
 

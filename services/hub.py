@@ -33,7 +33,6 @@ import contextlib
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -58,6 +57,7 @@ from services.errors import (
     ServiceUnavailable,
 )
 from services.quota import QuotaLedger, read_usage
+from services.recordclass import record
 from services.registry import SPECS
 from services.spec import FetchResult, ServiceRequest
 
@@ -70,7 +70,7 @@ WAIT_SECONDS = 600.0
 _STATE_FAULTS: tuple[type[BaseException], ...] = (OSError, sqlite3.Error)
 
 
-@dataclass(frozen=True)
+@record
 class ServiceStatus:
     """What `tradescout services` and the report show about one service (never the key)."""
 

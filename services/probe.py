@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, get_args
 
@@ -24,6 +23,7 @@ from services.client import describe
 from services.errors import ServiceError
 from services.hub import ServiceHub
 from services.reasons import fix_for
+from services.recordclass import record
 from services.registry import SPECS
 from services.spec import ServiceRequest
 
@@ -54,7 +54,7 @@ def verdict_for(reason: str) -> Verdict:
     return reason if reason in _REFUSALS else "unreachable"  # type: ignore[return-value]
 
 
-@dataclass(frozen=True)
+@record
 class ProbeResult:
     """One service's verdict. `requests` counts what the probe sent (session set-up included):
     0 for a service reported from its configuration, a hold or a spent quota."""

@@ -28,12 +28,12 @@ import random
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from cache.atomic import move_aside, own_directory
 from cache.errors import is_damaged_database, storage_fault
+from services.recordclass import record
 
 log = logging.getLogger("tradescout.services")
 
@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS quota_lost (
 """
 
 
-@dataclass(frozen=True)
+@record
 class LegacyHold:
     """A hold an earlier version kept in this ledger (see the module docstring)."""
 

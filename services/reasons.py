@@ -8,13 +8,14 @@ service does not know the subject) and do not make the exit code 3; faults do.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Literal
+
+from services.recordclass import record
 
 Kind = Literal["inherent", "fault"]
 
 
-@dataclass(frozen=True)
+@record
 class Reason:
     kind: Kind
     fix: str

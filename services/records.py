@@ -6,12 +6,13 @@ value the payload lacks stays None — never a made-up default.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+
+from services.recordclass import record
 
 
 class PriceBar(NamedTuple):
@@ -29,7 +30,7 @@ class PriceBar(NamedTuple):
     volume: int | None
 
 
-@dataclass(frozen=True)
+@record
 class PriceHistory:
     symbol: str
     currency: str | None
@@ -40,7 +41,7 @@ class PriceHistory:
     source: str = "yahoo_finance"
 
 
-@dataclass(frozen=True, eq=False)
+@record(eq=False)
 class CloseHistory:
     """A chart's daily closes as two aligned arrays, oldest first, with the instrument's meta:
     all the report reads of a chart (window summaries, the latest close, the benchmark's
@@ -61,7 +62,7 @@ class CloseHistory:
         return len(self.days)
 
 
-@dataclass(frozen=True)
+@record
 class CompanyProfile:
     symbol: str
     name: str | None
@@ -75,7 +76,7 @@ class CompanyProfile:
     source: str  # the service that answered: "fmp" or "alpha_vantage"
 
 
-@dataclass(frozen=True)
+@record
 class Filing:
     form: str  # "10-K", "10-Q" or "8-K"
     filing_date: date
@@ -84,13 +85,13 @@ class Filing:
     primary_document: str | None
 
 
-@dataclass(frozen=True)
+@record
 class Observation:
     date: date
     value: float | None  # FRED's "." (no value that day) is None
 
 
-@dataclass(frozen=True)
+@record
 class CoinQuote:
     coin_id: str
     usd: float | None
@@ -100,7 +101,7 @@ class CoinQuote:
     last_updated: datetime | None
 
 
-@dataclass(frozen=True)
+@record
 class CryptoMarket:
     active_cryptocurrencies: int | None
     total_market_cap_usd: float | None
@@ -111,7 +112,7 @@ class CryptoMarket:
     updated_at: datetime | None
 
 
-@dataclass(frozen=True)
+@record
 class YearValue:
     year: int
     value: float | None

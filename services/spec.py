@@ -9,12 +9,13 @@ provider "fetcher": query → extract → transform. All I/O is the shared clien
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from cache.keys import derive_key, under_upstream
+from services.recordclass import record
 
 if TYPE_CHECKING:
     from services.errors import ServiceError
@@ -25,7 +26,7 @@ TtlRule = Callable[[datetime], timedelta]
 CredentialPlacement = Literal["query", "header"]
 
 
-@dataclass(frozen=True)
+@record
 class Credential:
     """One kind of key or identity a service takes: the variable it is read from, where it goes
     in a request, and — for a key that belongs to another host (CoinGecko's pro key) — that
@@ -47,7 +48,7 @@ ResponseClassifier = Callable[["ServiceRequest", int, Any], Verdict]
 not JSON (a 2xx that is not JSON never reaches the classifier: it is a BadResponse)."""
 
 
-@dataclass(frozen=True)
+@record
 class Reply:
     """One HTTP answer as a refusal rule sees it (every status, redirects included)."""
 
@@ -64,7 +65,7 @@ the typed error to raise, or None for "not a refusal, classify it as usual". Run
 generic 429 handling and before `classify`; a refusal is never retried."""
 
 
-@dataclass(frozen=True)
+@record
 class DatasetSpec:
     name: str
     ttl: timedelta | TtlRule
@@ -75,7 +76,7 @@ class DatasetSpec:
         return self.ttl if isinstance(self.ttl, timedelta) else self.ttl(now)
 
 
-@dataclass(frozen=True)
+@record
 class ServiceSpec:
     """What the shared client needs to know about one upstream service."""
 
@@ -119,7 +120,7 @@ class ServiceSpec:
         return None
 
 
-@dataclass(frozen=True)
+@record
 class ServiceRequest:
     """One HTTP GET, described as data. `params` never contain the credential: the client adds
     it at send time, so it cannot leak into keys, logs or reports."""
@@ -160,7 +161,7 @@ def _key_of(service: str, dataset: str, path: str, params: tuple[tuple[str, str]
 Origin = Literal["cache", "network", "stale"]
 
 
-@dataclass(frozen=True)
+@record
 class FetchResult:
     """What the client hands back: the payload (ok) or a cached negative, and its provenance."""
 

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,6 +31,7 @@ import orjson
 from cache.atomic import atomic_write_bytes
 from services import redact
 from services.errors import Blocked, ConsentRequired, TransientFailure
+from services.recordclass import record
 
 if TYPE_CHECKING:  # the parsers' module (yahoo_finance) imports this one: no HTTP stack here
     import httpx
@@ -76,7 +76,7 @@ def consent_refusal(service: str, status: int, headers: Mapping[str, str], base:
         )
 
 
-@dataclass(frozen=True)
+@record
 class SessionData:
     origin: str
     cookies: Mapping[str, str]

@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
 
 from discovery.fetch.ceilings import MemoryCeiling
@@ -36,6 +36,7 @@ from discovery.plan.parsed import PARSE_ERRORS, NoPayload
 from discovery.plan.planner import FetchPlan, PlannedFetch
 from services.errors import ServiceError
 from services.hub import ServiceHub, refusal_of
+from services.recordclass import record
 from services.spec import FetchResult, ServiceRequest
 
 ProgressHook = Callable[[str, str], None]  # (service, event) event: planned|done|hit|error
@@ -46,7 +47,7 @@ OnAnswer = Callable[[str, Any], None]
 """(cache key, payload) of every `ok` answer, before the engine drops the payload."""
 
 
-@dataclass(frozen=True)
+@record
 class PhaseTwo:
     """Needs waiting for another need's value, and how to plan them once it is in hand."""
 
@@ -72,7 +73,7 @@ class PhaseTwo:
         return cls(trigger, waiting, planner, value)
 
 
-@dataclass
+@record(frozen=False)
 class Fetched:
     """What the engine found out: an outcome per request (plan-time refusals included)."""
 

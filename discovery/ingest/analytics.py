@@ -10,7 +10,6 @@ ticker → currency map. Counts and returns need no currency and are totalled di
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -19,6 +18,7 @@ import pandas as pd
 
 from discovery.ingest.columns import BoolArray, FloatArray, IntArray
 from discovery.ingest.figures import expectancy_of, mean_of, money, ratio, win_rate_of
+from services.recordclass import record
 
 UNKNOWN_CURRENCY = "unknown"
 """Where the money of a ticker whose currency could not be learned is counted."""
@@ -108,7 +108,7 @@ class KeyedSums:
         return Sums(self.measures, self._keys.copy(), self._values.copy())
 
 
-@dataclass(frozen=True)
+@record
 class Sums:
     """Frozen `KeyedSums`: sorted keys and one row of values per measure."""
 
@@ -120,7 +120,7 @@ class Sums:
         return np.asarray(self.values[self.measures.index(name)], dtype=np.float64)
 
 
-@dataclass(frozen=True)
+@record
 class TradeAnalytics:
     """What stage 1 keeps for the per-strategy and per-month sections (see the fold functions)."""
 
@@ -134,7 +134,7 @@ class TradeAnalytics:
 # Folded results.
 
 
-@dataclass(frozen=True)
+@record
 class MoneyFigures:
     """Closed-trade money of one currency. gross_loss is a positive amount.
 
@@ -174,7 +174,7 @@ class MoneyFigures:
         }
 
 
-@dataclass(frozen=True)
+@record
 class StrategyPerformance:
     """One strategy's closed trades (counts, returns, holding time) and its open positions.
 
@@ -220,7 +220,7 @@ class StrategyPerformance:
         }
 
 
-@dataclass(frozen=True)
+@record
 class MonthFigures:
     """Closed trades by exit month (`YYYY-MM`); realized PnL per currency."""
 

@@ -8,7 +8,6 @@ that are kept. docs/ingest_rules.md lists them; `ISSUE_KINDS` is their one decla
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -26,6 +25,7 @@ from discovery.ingest.chunk import (
     window_label,
 )
 from discovery.ingest.columns import BoolArray, FloatArray, IntArray
+from services.recordclass import record
 
 PNL_TOLERANCE = 0.01
 """Breakeven band and PnL-check tolerance; compared with a 1e-9 float allowance."""
@@ -52,7 +52,7 @@ ISSUE_KINDS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class Check:
     """Rows of one chunk flagged by one check; `message(i)` is built only for kept issues."""
 
@@ -62,7 +62,7 @@ class Check:
     message: Callable[[int], str]
 
 
-@dataclass(frozen=True)
+@record
 class Outcome:
     """How each row of a chunk counts: the classification the aggregates and checks share."""
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from discovery.ingest.dialect import Dialect, bad_bytes_error
 from discovery.ingest.stream import RetryTolerant
 from discovery.ingest.uuids import PositionIds, empty_ids
 from discovery.tickers import is_valid_ticker, normalize_ticker
+from services.recordclass import record
 
 NO_DAY = np.iinfo(np.int64).min
 CLOSED, OPEN, UNKNOWN = 0, 1, 2
@@ -47,7 +47,7 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 Labels = list[str | None]
 
 
-@dataclass
+@record(frozen=False)
 class Rows:
     """One chunk's trade rows as arrays (blank and repeated-header lines already dropped).
 

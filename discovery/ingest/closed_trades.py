@@ -10,7 +10,6 @@ Memory stays one chunk.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +53,7 @@ from discovery.json_lines import (
     texts,
     whole_or_floats,
 )
+from services.recordclass import record
 
 
 def second_pass(
@@ -183,7 +183,7 @@ only that column exists; x_status: the 19-digit id as text (never a float). Mone
 cents, ratios to 6 places."""
 
 
-@dataclass(frozen=True)
+@record
 class ClosedChunk:
     """One chunk's closed trades as columns of JSON tokens keyed by `RECORD_KEYS`, plus the raw
     arrays the benchmark comparison needs. Tokens, not one object per trade: a million trades

@@ -10,20 +10,20 @@ import codecs
 import csv
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
 from discovery.errors import InputError, echo
 from discovery.ingest.columns import RECORD_COLUMNS, REQUIRED_COLUMNS
 from discovery.ingest.lines import BOM, Fault, locate
+from services.recordclass import record
 
 _SNIFF_BYTES = 64 * 1024
 _DECIMAL_COMMA = re.compile(r"-?\d+,\d+")
 _BREAK = re.compile(r"\r\n|\r|\n")
 
 
-@dataclass(frozen=True)
+@record
 class Dialect:
     """How one file is written. `size` is the snapshot: no read ever goes past it, so a file
     that grows while it is read is read as it was when the read began."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -34,6 +33,7 @@ import pandas as pd
 from discovery.ingest.analytics import UNKNOWN_CURRENCY
 from discovery.ingest.columns import FloatArray, IntArray
 from discovery.ingest.figures import money
+from services.recordclass import record
 
 if TYPE_CHECKING:
     from discovery.ingest.models import TradeBook
@@ -45,7 +45,7 @@ _RECORD = np.dtype([("stamp", "<i8"), ("row", "<i8"), ("gid", "<i8"), ("pnl", "<
 Records = npt.NDArray[Any]
 
 
-@dataclass(frozen=True)
+@record
 class Drawdown:
     """The largest peak-to-trough fall of one currency's realized equity curve (value ≥ 0)."""
 

@@ -10,7 +10,6 @@ sections are folded per currency by the methods the report side calls with its c
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
@@ -29,6 +28,7 @@ from discovery.ingest.analytics import (
 )
 from discovery.ingest.drawdown import ExitOrder
 from discovery.ingest.figures import expectancy_of, finite, money, ratio, win_rate_of
+from services.recordclass import record
 
 if TYPE_CHECKING:
     from discovery.ingest.closed_spill import ClosedSpill
@@ -41,7 +41,7 @@ def _iso(day: date | None) -> str | None:
     return None if day is None else day.isoformat()
 
 
-@dataclass(frozen=True)
+@record
 class Issue:
     """One data-quality finding about one row.
 
@@ -65,7 +65,7 @@ class Issue:
         }
 
 
-@dataclass(frozen=True)
+@record
 class ActivePosition:
     """An open trade as the CSV states it; `current_unrealized_pnl` is a fraction (0.05 = +5 %)."""
 
@@ -102,7 +102,7 @@ class ActivePosition:
         }
 
 
-@dataclass(frozen=True)
+@record
 class TickerStats:
     """Per-ticker aggregates. PnL and Return sums cover closed trades only (realized)."""
 
@@ -141,7 +141,7 @@ class TickerStats:
         }
 
 
-@dataclass(frozen=True)
+@record
 class PortfolioSummary:
     total_trades: int
     closed_trades: int
@@ -161,7 +161,7 @@ class PortfolioSummary:
         }
 
 
-@dataclass(frozen=True)
+@record
 class PerformanceMetrics:
     """Closed-trade metrics.
 
@@ -214,7 +214,7 @@ class PerformanceMetrics:
         }
 
 
-@dataclass(frozen=True)
+@record
 class DataQuality:
     """Issues found while ingesting, bounded: the first `MAX_KEPT_ISSUES` plus counts per kind."""
 
@@ -248,7 +248,7 @@ class DataQuality:
         }
 
 
-@dataclass(frozen=True)
+@record
 class TradeBook:
     """Stage 1's result: everything the report needs from the CSV, nothing per row."""
 

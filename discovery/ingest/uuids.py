@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,7 @@ import pandas as pd
 from discovery.errors import InputError
 from discovery.ingest.columns import BoolArray, IntArray
 from discovery.ingest.trim import joined_plain
+from services.recordclass import record
 
 WIDTH = 64
 """Bytes per id in the fast form (real ids, `BRK-B_SMA_100_200_2015-01-02`, are ~30)."""
@@ -53,7 +53,7 @@ def ids_dtype(as_text: bool) -> Any:
     return object if as_text else f"S{WIDTH}"
 
 
-@dataclass(frozen=True)
+@record
 class PositionIds:
     """One chunk's ids: `values` is `S{WIDTH}` bytes (empty = missing) or, when read as text,
     objects (str, NaN = missing). `missing` is the shared empty-cell mask."""

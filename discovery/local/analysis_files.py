@@ -13,10 +13,10 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from discovery.errors import echo
 from discovery.local.sectors import canonical_sector
+from services.recordclass import record
 
 MAX_WARNINGS = 20
 """Warnings listed per file; beyond them one line says how many more there were."""
@@ -87,7 +87,7 @@ _FRONT_KEY_RE = re.compile(
 _FRONT_END_RE = re.compile(r"\n(?:---|\.\.\.)[ \t]*\r?(?:\n|\Z)")
 
 
-@dataclass(frozen=True)
+@record
 class FundamentalFacts:
     """What a fundamental file states. `sector` is canonical (discovery.local.sectors)."""
 
@@ -100,7 +100,7 @@ class FundamentalFacts:
     warnings: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class SectorFacts:
     """What a sector file states: its recommendation and the confidence given with it (0–1)."""
 

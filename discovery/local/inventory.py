@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from discovery.layout import DataLayout
 from discovery.local.analysis_files import parse_fundamental, parse_sector_file
 from discovery.local.sectors import canonical_sector
 from discovery.tickers import is_valid_ticker, normalize_ticker
+from services.recordclass import record
 
 DEFAULT_MAX_AGE_DAYS = 30
 MAX_ANALYSIS_BYTES = 2 * 1024 * 1024
@@ -30,7 +31,7 @@ MAX_LISTED_NAMES = 200
 """Unrecognized or skipped names listed per folder (each list says how many there were)."""
 
 
-@dataclass(frozen=True)
+@record
 class SkippedFile:
     """A name in an analysis folder that was not opened, and why (a data-quality note)."""
 
@@ -57,7 +58,7 @@ def _entry_dict(entry: FundamentalEntry | SectorEntry, *, key: str) -> dict[str,
     return out
 
 
-@dataclass(frozen=True)
+@record
 class FundamentalEntry:
     """The latest fundamental file of one ticker and what it states (None = not stated)."""
 
@@ -79,7 +80,7 @@ class FundamentalEntry:
         return _entry_dict(self, key="ticker")
 
 
-@dataclass(frozen=True)
+@record
 class DatedFile:
     """One analysis file by the date in its name (not read: only the latest one is)."""
 
@@ -90,7 +91,7 @@ class DatedFile:
         return {"file": self.file, "date": self.date.isoformat()}
 
 
-@dataclass(frozen=True)
+@record
 class SectorEntry:
     """The latest sector file of one canonical sector."""
 
@@ -108,7 +109,7 @@ class SectorEntry:
         return _entry_dict(self, key="sector")
 
 
-@dataclass(frozen=True)
+@record
 class Coverage:
     """Tickers with a local fundamental file (stale ones included) over all requested tickers."""
 
@@ -120,7 +121,7 @@ class Coverage:
         return round(self.with_analysis / self.total, 4) if self.total else 0.0
 
 
-@dataclass(frozen=True)
+@record
 class Inventory:
     """Stage 0's result. `fundamentals` keeps the requested order; None means no local file."""
 
@@ -243,7 +244,7 @@ def split_dated_name(name: str) -> tuple[str, date] | None:
         return None
 
 
-@dataclass
+@record(frozen=False)
 class _Latest:
     """The newest file seen for one key while a directory is listed."""
 
@@ -254,7 +255,7 @@ class _Latest:
     every: list[tuple[date, str]] = field(default_factory=list)  # (date, name) of each file
 
 
-@dataclass
+@record(frozen=False)
 class _Listing:
     """One analysis folder: the latest file per key, unrecognized names, skipped names."""
 

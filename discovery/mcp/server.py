@@ -17,7 +17,6 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec
 
@@ -32,6 +31,7 @@ from discovery.reading.bounded import DEFAULT_LIMIT, bound
 from discovery.reading.history import latest_report, list_history, load_json_file, load_report
 from discovery.settings import Settings
 from discovery.upstream import Target
+from services.recordclass import record
 
 log = logging.getLogger("tradescout.mcp")
 P = ParamSpec("P")
@@ -50,7 +50,7 @@ PROGRESS_EVERY_S = 0.25
 FIRST_GAPS = 10
 
 
-@dataclass(frozen=True)
+@record
 class Hooks:
     open_upstream: UpstreamOpener
     services: Callable[[Settings], Any]

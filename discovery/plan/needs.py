@@ -17,13 +17,14 @@ Pure: no I/O; every function here is a value computation.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import date, timedelta
 from functools import partial
 from typing import Any
 
 from discovery.currencies import fx_symbol
 from services import alpha_vantage, coingecko, fmp, fred, imf, sec_edgar, yahoo_finance
+from services.recordclass import record
 from services.spec import ServiceRequest
 
 # What the report's market context is made of.
@@ -41,7 +42,7 @@ CIK_MAP = "cik_map:SEC"
 Parser = Callable[[Any], Any]
 
 
-@dataclass(frozen=True)
+@record
 class Source:
     """One way to fill a slot: a request, and the parser from its payload to the slot's record
     (None or empty: the service answered, with nothing for this slot)."""
@@ -59,7 +60,7 @@ class Source:
         return self.request.service
 
 
-@dataclass(frozen=True)
+@record
 class Deferred:
     """Sources that can only be named once another need's value is in hand (SEC filings need
     the ticker→CIK map). `sources(value)` returns () when the value does not list the subject."""
@@ -69,7 +70,7 @@ class Deferred:
     missing: str = "not listed"  # the not_found detail when the value does not list the subject
 
 
-@dataclass(frozen=True)
+@record
 class Need:
     """One report slot: its kind, what it is about, why, and how to fill it.
 
@@ -106,7 +107,7 @@ class Need:
         return replace(self, deferred=None, sources=sources)
 
 
-@dataclass(frozen=True)
+@record
 class TickerFacts:
     """What the needs of one traded ticker depend on (from the TradeBook)."""
 

@@ -9,21 +9,21 @@ source; when none is left the need is a gap.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 from discovery.plan.needs import Need, Source
 from discovery.report.gaps import Gap
+from services.recordclass import record
 from services.spec import FetchResult
 
 
-@dataclass(frozen=True)
+@record
 class Got:
     """The service (or the cache) answered: `ok` or `negative`. No payload is held."""
 
     result: FetchResult
 
 
-@dataclass(frozen=True)
+@record
 class Failed:
     """No answer: the reason (from the reason table) and its detail."""
 
@@ -35,14 +35,14 @@ class Failed:
 Outcome = Got | Failed
 
 
-@dataclass(frozen=True)
+@record
 class Answer:
     need: Need
     source: Source
     result: FetchResult
 
 
-@dataclass(frozen=True)
+@record
 class Note:
     """Why one source of a need gave no value."""
 

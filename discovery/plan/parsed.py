@@ -11,19 +11,19 @@ with the bytes fetched. Pure.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from discovery.plan.needs import Need, Source
 from discovery.plan.outcomes import Answer
 from services.errors import ServiceError
+from services.recordclass import record
 from services.spec import FetchResult
 
 PARSE_ERRORS = (ServiceError, ValueError, KeyError, TypeError, AttributeError, OverflowError)
 """What a parser raises for a payload it cannot read (the slot's gap is `bad_response`)."""
 
 
-@dataclass(frozen=True)
+@record
 class Kept:
     """A parsed record, or the error its parser raised (raised again where it is used)."""
 

@@ -12,18 +12,19 @@ needs share (the batched CoinGecko quote) is planned once.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
 
 from discovery.plan.needs import Need
 from discovery.plan.outcomes import Failed, Note, settle
 from discovery.report.gaps import Gap
+from services.recordclass import record
 from services.spec import ServiceRequest
 
 Coverage = Literal["fresh", "negative", "stale", "miss"]
 
 
-@dataclass(frozen=True)
+@record
 class Refused:
     """A fresh cache entry that remembers a refusal (FMP's 402 "outside your plan"): the source
     is skipped with that reason until the entry expires."""
@@ -35,7 +36,7 @@ class Refused:
 CoverageLookup = Callable[[ServiceRequest], "Coverage | Refused"]
 
 
-@dataclass(frozen=True)
+@record
 class Availability:
     """Whether a service may be called this run, and why not."""
 
@@ -51,7 +52,7 @@ class Availability:
 AvailabilityLookup = Callable[[str], Availability]
 
 
-@dataclass(frozen=True)
+@record
 class PlannedFetch:
     request: ServiceRequest
     reason: str
@@ -77,7 +78,7 @@ class PlannedFetch:
         return (self.request, *self.fallbacks)
 
 
-@dataclass(frozen=True)
+@record
 class Covered:
     subject: str
     dataset: str
@@ -91,7 +92,7 @@ def subject_label(request: ServiceRequest) -> str:
     return ",".join(request.subjects) if request.subjects else "market"
 
 
-@dataclass(frozen=True)
+@record
 class FetchPlan:
     needs: tuple[Need, ...]
     fetches: tuple[PlannedFetch, ...]

@@ -10,16 +10,18 @@ from __future__ import annotations
 import json
 from array import array
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+from services.recordclass import record
 
 MAX_TRADES = 2_000_000
 MAX_LINE_BYTES = 64 << 10
 
 
-@dataclass
+@record(frozen=False)
 class TradeColumns:
     """Per currency (None: the report names none): exit-date ordinals and PnL, file order."""
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from discovery.errors import InputError
 from discovery.layout import DataLayout, check_portfolio_name
+from services.recordclass import record
 
 # A report is bounded by design (closed trades beyond 5,000 go to a JSON-lines file beside it);
 # a file far beyond that is not one of ours and is refused before it is read.
@@ -24,7 +24,7 @@ HISTORY_DIR = "history"
 HISTORY_LIMIT = 200
 
 
-@dataclass(frozen=True)
+@record
 class ReportRef:
     """One report file: its path and what its name says (date; run id for history files)."""
 

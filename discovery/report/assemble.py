@@ -16,7 +16,7 @@ marks, exposure, analysis overtaken by filings.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import date, datetime
 from typing import Any
 
@@ -49,6 +49,7 @@ from discovery.report.market import (
 from discovery.report.money import performance_metrics
 from discovery.report.positions import active_positions
 from services.errors import ServiceError
+from services.recordclass import record
 from services.records import CloseHistory, CompanyProfile
 from services.sec_edgar import latest_of_each_form
 from services.spec import FetchResult
@@ -58,7 +59,7 @@ SCORED_MARKET = frozenset({"benchmark", "vix", "indicator", "crypto_market", "gr
 TICKER_FIELD = {"chart": "price_history", "profile": "profile", "filings": "filings"}
 
 
-@dataclass(frozen=True)
+@record
 class AssembleInputs:
     portfolio: str
     run_id: str
@@ -93,7 +94,7 @@ class AssembleInputs:
     max_drawdown: Mapping[str, Drawdown] | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Filled:
     need: Need
     value: Any
@@ -382,7 +383,7 @@ def fx_gap(need: Need, gap: Gap) -> Gap:
     return gap_for(need, "fx_unavailable", f"{need.subject} {detail}", gap.service)
 
 
-@dataclass
+@record(frozen=False)
 class Sections:
     market: dict[str, Any]
     tickers: dict[str, Any]

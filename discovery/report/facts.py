@@ -11,7 +11,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import date
 from typing import Any
 
@@ -19,10 +19,11 @@ import numpy as np
 
 from discovery.currencies import currency_code
 from discovery.local.sectors import canonical_sector
+from services.recordclass import record
 from services.records import CloseHistory, CompanyProfile, Filing
 
 
-@dataclass(frozen=True)
+@record
 class Close:
     """The latest close of a chart: the price a position is marked at."""
 
@@ -32,7 +33,7 @@ class Close:
     synthetic: bool
 
 
-@dataclass(frozen=True)
+@record
 class Sourced:
     """A value and the service it came from (a currency, a sector)."""
 
@@ -41,7 +42,7 @@ class Sourced:
     reported: str | None = None  # as the service wrote it, when normalized
 
 
-@dataclass
+@record(frozen=False)
 class Closes:
     """One chart's closes, oldest first, as day ordinals and prices (compact arrays)."""
 
@@ -64,7 +65,7 @@ class Closes:
         return end / start - 1.0
 
 
-@dataclass(frozen=True)
+@record
 class Rate:
     """The value of one unit of `currency` in `base`, from the latest close of an FX chart."""
 
@@ -109,7 +110,7 @@ def closes_of(history: CloseHistory, source: str, synthetic: bool) -> Closes:
     return out
 
 
-@dataclass
+@record(frozen=False)
 class Learned:
     """Everything assembly keeps from the filled slots (see the module docstring)."""
 

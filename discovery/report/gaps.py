@@ -7,10 +7,10 @@ from the one reason table (`services.reasons`); nothing here restates them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from services.reasons import REASONS, Reason
+from services.recordclass import record
 
 UNKNOWN = Reason("fault", "Run again; report it if it stays.")
 
@@ -20,7 +20,7 @@ def reason_of(name: str) -> Reason:
     return REASONS.get(name, UNKNOWN)
 
 
-@dataclass(frozen=True)
+@record
 class Gap:
     ticker: str | None  # the portfolio ticker it is about (None: market context)
     service: str | None

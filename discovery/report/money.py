@@ -11,18 +11,18 @@ currency's rate ÷ 100.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from discovery.currencies import major
 from discovery.ingest.analytics import UNKNOWN_CURRENCY, MoneyFigures
 from discovery.ingest.models import TradeBook
 from discovery.report.facts import Rate
+from services.recordclass import record
 
 MONEY_FIELDS = ("total_pnl", "gross_profit", "gross_loss", "profit_factor", "expectancy_pnl")
 
 
-@dataclass(frozen=True)
+@record
 class Conversion:
     """Per currency bucket, the factor into the base currency and the rate behind it; or why a
     converted figure cannot be given (`missing`: the buckets without a rate)."""

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 from discovery.errors import InputError, StorageError
 from discovery.fetch.engine import ProgressHook
 from discovery.upstream import Target
+from services.recordclass import record
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -44,7 +45,7 @@ CONNECT_SECONDS = 10.0
 SEVERITY = {0: 0, 3: 1, 2: 2, 1: 3}  # exit codes, least to most severe
 
 
-@dataclass(frozen=True)
+@record
 class Placement:
     """Where runs go: "process" (here, one after another), "local" (a loopback cluster of
     `workers` processes) or "scheduler" (an existing cluster at `address`)."""
@@ -83,7 +84,7 @@ def parse_placement(scheduler: str | None, cluster: str | None) -> Placement:
     return Placement()
 
 
-@dataclass(frozen=True)
+@record
 class RunSpec:
     """One portfolio's run, as a task argument: paths and options only, never a credential."""
 
@@ -131,7 +132,7 @@ class RunSpec:
         ]
 
 
-@dataclass(frozen=True)
+@record
 class RunResult:
     """What one run hands back (small: the report stays on the worker's data root)."""
 

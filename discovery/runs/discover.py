@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -65,12 +65,13 @@ from discovery.settings import Settings
 from discovery.upstream import Target
 from services import yahoo_finance
 from services.hub import ServiceHub
+from services.recordclass import record
 from services.spec import FetchResult
 
 Clock = Callable[[], datetime]
 
 
-@dataclass(frozen=True)
+@record
 class DiscoverOptions:
     portfolio: str
     target: Target = field(default_factory=Target)
@@ -82,7 +83,7 @@ class DiscoverOptions:
     worker: str | None = None  # the Dask worker running it (the report's metadata says so)
 
 
-@dataclass(repr=False)
+@record(frozen=False, repr=False)
 class Outcome:
     """What a discover run hands back. Its repr is kept short on purpose: `asyncio.run` (3.11)
     formats its main task — result included — twice while it restores the SIGINT handler,

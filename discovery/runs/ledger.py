@@ -17,7 +17,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +26,7 @@ from typing import Any, Final
 from cache.atomic import move_aside, own_directory
 from cache.errors import is_damaged_database
 from discovery.upstream import LABELS
+from services.recordclass import record
 
 log = logging.getLogger("tradescout")
 
@@ -106,7 +107,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
+@record
 class RunRecord:
     """One run as the ledger keeps it. `started_at` must be timezone-aware."""
 

@@ -23,7 +23,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ from discovery.runs.record import check_writable, record_run
 from discovery.settings import Settings
 from discovery.upstream import Target
 from services.hub import ServiceHub
+from services.recordclass import record
 from services.registry import SERVICE_NAMES
 from services.spec import ServiceRequest
 
@@ -74,7 +75,7 @@ def default_budgets(quotas: Mapping[str, int | None]) -> dict[str, int | None]:
     return {name: (q // 2 if q is not None else None) for name, q in quotas.items()}
 
 
-@dataclass(repr=False)
+@record(frozen=False, repr=False)
 class RefreshResult:
     """A refresh run's result; a short repr, as `Outcome`'s (asyncio.run formats it)."""
 
@@ -197,7 +198,7 @@ def load_books(settings: Settings, portfolios: Sequence[str]) -> list[tuple[str,
     ]
 
 
-@dataclass(frozen=True)
+@record
 class Cycle:
     start: datetime
     resumed_from: str | None
@@ -283,7 +284,7 @@ class _Tally:
                 result.failed.append({**_label(failure[0]), "reason": failure[1].reason})
 
 
-@dataclass(frozen=True)
+@record
 class RefreshSetup:
     """What a refresh (or its dry run) decides before fetching: the budgets, the cycle it
     resumes or begins, and the plan in refresh order."""

@@ -25,11 +25,11 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from cache.atomic import atomic_write_text
 from discovery.errors import InputError
+from services.recordclass import record
 
 CRON_MARKER = "# tradescout:refresh"
 UNIT_NAME = "tradescout-refresh"
@@ -45,7 +45,7 @@ class ScheduleError(Exception):
     """The scheduler itself failed (crontab refused the table, ...): one sentence, exit 1."""
 
 
-@dataclass(frozen=True)
+@record
 class TimeOfDay:
     hour: int
     minute: int
@@ -64,7 +64,7 @@ def parse_at(text: str) -> TimeOfDay:
     return TimeOfDay(int(match.group(1)), int(match.group(2)))
 
 
-@dataclass(frozen=True)
+@record
 class RefreshJob:
     """What the scheduled job runs, with every path absolute."""
 
@@ -232,7 +232,7 @@ def systemd_user_dir(home: Path | None = None) -> Path:
 # -- the I/O shell ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Outcome:
     """What an install/uninstall did, as sentences for the user; `notes` are warnings."""
 

@@ -8,8 +8,9 @@ A cell is `ok` (a value with its provenance), `stale` (a local analysis past its
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from services.recordclass import record
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("local_analysis", "local analysis"),
@@ -28,7 +29,7 @@ GAP_COLUMN = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class Cell:
     column: str
     state: str  # ok | stale | gap | missing | none

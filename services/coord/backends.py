@@ -26,7 +26,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -37,6 +37,7 @@ from services.coord.quota import DailyQuota, MachineQuota, MemoryQuota, RedisQuo
 from services.coord.singleflight import MachineFlight, MemoryFlight, RedisFlight, SingleFlight
 from services.coord.statedb import StateDB, StateUnusable
 from services.quota import QuotaLedger
+from services.recordclass import record
 
 # The pacers (aiolimiter) are imported when the first limiter is made, the Redis and failover
 # pieces when Redis is asked for: a warm run (nothing sent) and a team-less one need neither.
@@ -49,7 +50,7 @@ LimiterFactory = Callable[[Scope, float], "RateLimiter"]
 Pacing = Literal["machine", "process"]
 
 
-@dataclass(frozen=True)
+@record
 class SharedSettings:
     """How far a run's limits reach beyond this process (`[shared]`, `TRADESCOUT_REDIS_URL`).
 
@@ -68,7 +69,7 @@ class SharedSettings:
             raise ValueError("machines must be at least 1")
 
 
-@dataclass
+@record(frozen=False)
 class Coordination:
     """What a run shares with other runs: pacing, quotas, "open until" flags, single-flight.
 

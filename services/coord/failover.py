@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import TypeVar
 
@@ -35,12 +35,13 @@ from services.coord.limiter import RateLimiter
 from services.coord.quota import DailyQuota
 from services.coord.redis_conn import down_errors
 from services.coord.singleflight import Lease, SingleFlight
+from services.recordclass import record
 
 T = TypeVar("T")
 SETTLE_SECONDS = 1.0
 
 
-@dataclass
+@record(frozen=False)
 class SharedStatus(Degradation):
     """Whether this run's limits were shared, and since when they were not (for the report)."""
 

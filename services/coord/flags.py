@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
 from services.coord.keys import Scope, flag_key
+from services.recordclass import record
 
 if TYPE_CHECKING:
     import sqlite3
@@ -41,7 +41,7 @@ HOLDS: Final = (RATE_BLOCKED, BLOCKED, QUOTA_EXHAUSTED)
 _MAX_REASON = 200
 
 
-@dataclass(frozen=True)
+@record
 class Flag:
     kind: str
     reason: str

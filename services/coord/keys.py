@@ -7,13 +7,14 @@ prefix so a shared server can hold other data, and so tests can clear only ours.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+
+from services.recordclass import record
 
 PREFIX = "tradescout"
 
 
-@dataclass(frozen=True, order=True)
+@record(order=True)
 class Scope:
     """One upstream service's limits: `(upstream, service)`, e.g. ("live", "sec_edgar")."""
 

@@ -27,13 +27,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+
+from services.recordclass import record
 
 DEFAULT_TOLERANCE = 0.02
 DEFAULT_LOOKAHEAD = 1.0
 
 
-@dataclass(frozen=True)
+@record
 class Pacing:
     """One scope's slot spacing."""
 
@@ -74,7 +75,7 @@ Reserve = Callable[[], Awaitable[tuple[float, bool]]]
 slot, and whether it was booked."""
 
 
-@dataclass
+@record(frozen=False)
 class PaceStats:
     acquired: int = 0
     rebooked: int = 0  # woke too late for the slot and reserved another

@@ -24,10 +24,10 @@ import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from services.coord.keys import flight_key
+from services.recordclass import record
 
 if TYPE_CHECKING:
     import sqlite3
@@ -41,7 +41,7 @@ _POLL_MIN, _POLL_MAX = 0.02, 0.25
 _REDIS_RECHECK = 0.5
 
 
-@dataclass(frozen=True)
+@record
 class Lease:
     key: str
     token: str
@@ -352,7 +352,7 @@ async def _kept(flight: SingleFlight, lease: Lease, ttl: float) -> AsyncIterator
         await flight.release(lease)
 
 
-@dataclass
+@record(frozen=False)
 class FlightStats:
     led: int = 0
     followed: int = 0  # answered from what another owner fetched
