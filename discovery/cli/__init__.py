@@ -9,6 +9,13 @@ So `main` loads them with the collector off and then freezes them (`gc.freeze`: 
 its sight for good); the run's own garbage is collected as usual. On the way out everything is
 frozen once more, so the interpreter's shutdown does not free the module graph object by object
 (~0.1 s of a warm demo run): the process's exit returns that memory anyway.
+
+The run itself allocates mostly what it keeps (decoded payloads and their parsed records, held
+until the report is assembled), and the youngest generation's default threshold (700 new
+containers) had the collector walk that live data ~45 times in a warm demo run (~7 ms, 1.5 % of
+its wall time) to find almost nothing. `main` raises that threshold to `_YOUNG_THRESHOLD`: the
+rare cyclic garbage (an exception's traceback, a finished task) waits a little longer, and what
+is freed by reference counting, nearly everything, is freed at once as before.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 _owns_collector = False  # set by `main`: in-process callers (tests) keep their collector as is
+_YOUNG_THRESHOLD = 50_000  # new containers between two young collections (CPython's default: 700)
 
 
 @contextlib.contextmanager
@@ -41,6 +49,7 @@ def main() -> None:
     """Console-script entry point: the exit codes of the README, no traceback for user errors."""
     global _owns_collector
     _owns_collector = True
+    gc.set_threshold(_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     try:
         with imports_uncollected():
             from discovery.cli.wiring import run

@@ -47,3 +47,20 @@ def test_a_collector_already_off_stays_off(
     with cli.imports_uncollected():
         pass
     assert not gc.isenabled()
+
+
+def test_main_raises_the_young_threshold_for_the_run(
+    monkeypatch: pytest.MonkeyPatch, frozen_back: None
+) -> None:
+    import discovery.cli.wiring as wiring
+
+    seen: list[tuple[int, int, int]] = []
+    monkeypatch.setattr(wiring, "run", lambda args, importing: seen.append(gc.get_threshold()))
+    monkeypatch.setattr(cli, "_owns_collector", False)
+    before = gc.get_threshold()
+    try:
+        cli.main()
+    finally:
+        gc.set_threshold(*before)
+    assert seen == [(cli._YOUNG_THRESHOLD, *before[1:])]
+    assert before[0] < cli._YOUNG_THRESHOLD
