@@ -17,13 +17,23 @@ warm 500-ticker run made ~100 young and 8 middle collections (12-14 ms), a warm 
 one (~2 ms). `main` raises that threshold to `_YOUNG_THRESHOLD` (3 and 2 collections, 6-8 ms and
 0.2 ms; peak RSS unchanged): the rare cyclic garbage (an exception's traceback, a finished task)
 waits a little longer, and what reference counting frees, nearly everything, goes at once.
+
+`console` (the `tradescout` script, `python -m discovery.cli`) ends the process itself once the
+command is done: after the streams are flushed and the `atexit` functions have run, all that is
+left of an interpreter's exit is tearing down the module graph, ~15 ms of a warm demo run (3 %)
+spent freeing memory the process's end returns anyway. It leaves the exit to the interpreter
+whenever that could matter: a thread other than a daemon still running, a stream that cannot be
+flushed, an exit with a message rather than a number.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
+import os
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,6 +69,41 @@ def main() -> None:
         gc.freeze()
 
 
+def console() -> None:
+    """Console-script entry point: `main`, then the quick exit (see the module)."""
+    try:
+        main()
+    except SystemExit as exc:
+        exit_now(exc.code)
+        raise
+    exit_now(0)
+
+
+def exit_now(code: object) -> None:
+    """End the process with `code` without the interpreter's teardown, once nothing else is
+    left to do; otherwise return, and the interpreter exits as it always does."""
+    status = 0 if code is None else code
+    if type(status) is not int:  # `sys.exit("message")`: the interpreter prints it
+        return
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    if any(t.is_alive() and not t.daemon for t in others):  # the interpreter joins them
+        return
+    if not _flushed():
+        return
+    atexit._run_exitfuncs()  # what the interpreter runs on its way out (logging's shutdown, ...)
+    if _flushed():
+        os._exit(status)
+
+
+def _flushed() -> bool:
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a broken pipe or a closed stream: reported as usual
+        return False
+    return True
+
+
 def __getattr__(name: str) -> Any:
     """`discovery.cli.app`: the full app, built on first use."""
     if name == "app":
@@ -69,4 +114,4 @@ def __getattr__(name: str) -> Any:
 
 
 if __name__ == "__main__":
-    main()
+    console()

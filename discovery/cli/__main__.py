@@ -1,5 +1,5 @@
 """`python -m discovery.cli`: the same entry point as the console script."""
 
-from discovery.cli import main
+from discovery.cli import console
 
-main()
+console()
