@@ -90,7 +90,8 @@ def exit_now(code: object) -> None:
         return
     if not _flushed():
         return
-    atexit._run_exitfuncs()  # what the interpreter runs on its way out (logging's shutdown, ...)
+    # CPython's own exit-time call (the module exposes it): logging's shutdown, finalizers, ...
+    atexit._run_exitfuncs()
     if _flushed():
         os._exit(status)
 
