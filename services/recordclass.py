@@ -244,10 +244,7 @@ def _compile_init(
         body.append("  self.__post_init__()")
     params = ", ".join(["self", *positional, *(["*", *keyword] if keyword else [])])
     source = f"def __init__({params}):\n" + ("\n".join(body) or "  pass") + "\n"
-    try:
-        exec(source, env)  # the source is built above from the field names alone
-    except SyntaxError as exc:  # cannot happen after `_check_defaults`; named if it does
-        raise TypeError(f"record {cls.__name__}: {exc.msg}") from None
+    exec(source, env)  # the source is built above from the field names alone
     init: Callable[..., None] = env["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__annotations__ = {f.name: f.type for f in fields if f.init} | {"return": None}

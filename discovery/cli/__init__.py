@@ -57,7 +57,8 @@ def imports_uncollected() -> Iterator[None]:
 
 
 def main() -> None:
-    """Console-script entry point: the exit codes of the README, no traceback for user errors."""
+    """The command line, run in this process: the exit codes of the README (as `SystemExit`),
+    no traceback for user errors. The console script is `console`."""
     global _owns_collector
     _owns_collector = True
     gc.set_threshold(_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
